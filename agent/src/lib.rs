@@ -1,0 +1,1 @@
+//! arbosync-agent: the sync service library. See ARCHITECTURE.md for the map.

@@ -1,0 +1,2 @@
+//! `arbosync-agent`: the service binary.
+fn main() {}
