@@ -1,1 +1,3 @@
 //! arbosync-agent: the sync service library. See ARCHITECTURE.md for the map.
+
+pub mod loket;
