@@ -1,0 +1,3 @@
+//! Helpers shared by the end-to-end and contract tests.
+
+pub mod openapi;
