@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 pub fn document_path() -> PathBuf {
     match std::env::var_os("LOKET_OPENAPI") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/loket/loket.nl.openapi.json"),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/loket/loket.nl.openapi.json"),
     }
 }
 
@@ -79,7 +80,12 @@ impl Spec {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .chain(get.get("parameters").and_then(Value::as_array).into_iter().flatten());
+            .chain(
+                get.get("parameters")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            );
         for p in params {
             let name = p["name"].as_str().unwrap_or_default().to_string();
             match p["in"].as_str() {
@@ -202,7 +208,10 @@ pub fn to_json_schema(schema: &Value) -> Value {
             }
             if map.get("nullable").and_then(Value::as_bool) == Some(true) {
                 if let Some(Value::String(t)) = out.get("type").cloned() {
-                    out.insert("type".into(), Value::Array(vec![Value::String(t), "null".into()]));
+                    out.insert(
+                        "type".into(),
+                        Value::Array(vec![Value::String(t), "null".into()]),
+                    );
                     if let Some(Value::Array(e)) = out.get_mut("enum") {
                         e.push(Value::Null);
                     }
@@ -239,7 +248,8 @@ mod tests {
     fn nullable_becomes_a_null_alternative() {
         let s = to_json_schema(&json!({"type": "string", "nullable": true, "format": "date"}));
         assert_eq!(s, json!({"type": ["string", "null"], "format": "date"}));
-        let s = to_json_schema(&json!({"nullable": true, "properties": {"a": {"type": "integer"}}}));
+        let s =
+            to_json_schema(&json!({"nullable": true, "properties": {"a": {"type": "integer"}}}));
         assert_eq!(
             s,
             json!({"anyOf": [{"properties": {"a": {"type": "integer"}}}, {"type": "null"}]})
@@ -257,7 +267,9 @@ mod tests {
 
     #[test]
     fn uuid_patterns_accept_lower_case() {
-        let s = to_json_schema(&json!({"type": "string", "format": "uuid", "pattern": "^[0-9A-F]{8}$"}));
+        let s = to_json_schema(
+            &json!({"type": "string", "format": "uuid", "pattern": "^[0-9A-F]{8}$"}),
+        );
         assert_eq!(s["pattern"], "^[0-9A-Fa-f]{8}$");
     }
 }

@@ -68,7 +68,9 @@ impl Probe {
 }
 
 fn first_id(list: &Value) -> Option<String> {
-    list["_embedded"].as_array()?.first()?["id"].as_str().map(str::to_string)
+    list["_embedded"].as_array()?.first()?["id"]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn fill(template: &str, ids: &BTreeMap<&str, String>) -> Result<String> {
@@ -109,13 +111,20 @@ async fn simulator_responses_match_the_official_document() -> Result<()> {
     let probe = Probe {
         http,
         api_url: sim.api_url.clone(),
-        token: token["access_token"].as_str().context("no access_token")?.to_string(),
+        token: token["access_token"]
+            .as_str()
+            .context("no access_token")?
+            .to_string(),
     };
 
     // Collect real ids by walking the API: an employer, an employee with an absence, its
     // employment and the absence.
     let today = chrono::Utc::now().date_naive();
-    let employer_id = sim.employer_ids.first().context("simulator has no employers")?.clone();
+    let employer_id = sim
+        .employer_ids
+        .first()
+        .context("simulator has no employers")?
+        .clone();
     let mut ids: BTreeMap<&str, String> = BTreeMap::new();
     ids.insert("employerId", employer_id.clone());
     let employees_accept = "application/json;version=2021-03-29";
@@ -129,7 +138,9 @@ async fn simulator_responses_match_the_official_document() -> Result<()> {
             )
             .await?;
         for e in list["_embedded"].as_array().into_iter().flatten() {
-            let Some(employee_id) = e["id"].as_str() else { continue };
+            let Some(employee_id) = e["id"].as_str() else {
+                continue;
+            };
             let absences = probe
                 .get(
                     &format!("/providers/employers/employees/{employee_id}/absences"),
@@ -150,12 +161,18 @@ async fn simulator_responses_match_the_official_document() -> Result<()> {
     }
     let employments = probe
         .get(
-            &fill("/providers/employers/employees/{employeeId}/employments", &ids)?,
+            &fill(
+                "/providers/employers/employees/{employeeId}/employments",
+                &ids,
+            )?,
             &[],
             "application/json;version=2019-12-16",
         )
         .await?;
-    ids.insert("employmentId", first_id(&employments).context("employee without employment")?);
+    ids.insert(
+        "employmentId",
+        first_id(&employments).context("employee without employment")?,
+    );
 
     let mut validated = Vec::new();
     let mut failures = Vec::new();
@@ -177,7 +194,9 @@ async fn simulator_responses_match_the_official_document() -> Result<()> {
             }
             .await;
             match result {
-                Ok(()) => validated.push(format!("{} {} [{}]", op.operation_id, template, media_type)),
+                Ok(()) => {
+                    validated.push(format!("{} {} [{}]", op.operation_id, template, media_type))
+                }
                 Err(e) => failures.push(format!("{template} [{media_type}]: {e:#}")),
             }
         }
@@ -196,9 +215,16 @@ async fn simulator_responses_match_the_official_document() -> Result<()> {
     sim.shutdown().await;
 
     if !failures.is_empty() {
-        bail!("{} responses do not match the official document:\n{}", failures.len(), failures.join("\n"));
+        bail!(
+            "{} responses do not match the official document:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
-    assert!(ENDPOINTS.len() >= 15, "the contract must cover at least 15 endpoints");
+    assert!(
+        ENDPOINTS.len() >= 15,
+        "the contract must cover at least 15 endpoints"
+    );
     Ok(())
 }
 
@@ -207,14 +233,20 @@ async fn simulator_responses_match_the_official_document() -> Result<()> {
 /// version, and the same path and version as the client's own resource table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_requests_match_the_official_document() -> Result<()> {
-    use arbosync_agent::loket::{ConnectionSettings, LoketClient, MemoryTokenStore, RESOURCES, RefreshToken};
+    use arbosync_agent::loket::{
+        ConnectionSettings, LoketClient, MemoryTokenStore, RESOURCES, RefreshToken,
+    };
     use std::sync::Arc;
 
     let spec = Spec::load()?;
     // The client's resource table agrees with the document.
     for r in RESOURCES {
         let op = spec.operation(r.path_template)?;
-        assert_eq!(op.operation_id, r.operation_id, "operationId of {}", r.path_template);
+        assert_eq!(
+            op.operation_id, r.operation_id,
+            "operationId of {}",
+            r.path_template
+        );
         assert!(
             op.media_types.contains(&r.accept()),
             "{} pins {} but the document offers {:?}",
@@ -232,9 +264,15 @@ async fn client_requests_match_the_official_document() -> Result<()> {
         ..Default::default()
     })
     .await?;
-    let mut settings = ConnectionSettings::new(sim.api_url.parse()?, sim.oauth_url.parse()?, sim.client_id.clone());
+    let mut settings = ConnectionSettings::new(
+        sim.api_url.parse()?,
+        sim.oauth_url.parse()?,
+        sim.client_id.clone(),
+    );
     settings.requests_per_second = f64::INFINITY;
-    let store = Arc::new(MemoryTokenStore::new(Some(RefreshToken::new(sim.refresh_token.clone()))));
+    let store = Arc::new(MemoryTokenStore::new(Some(RefreshToken::new(
+        sim.refresh_token.clone(),
+    ))));
     let client = LoketClient::new(settings, store)?;
 
     let today = chrono::Utc::now().date_naive();
@@ -242,7 +280,9 @@ async fn client_requests_match_the_official_document() -> Result<()> {
     client.employers().await?;
     client.employer(&er).await?;
     let versions = client.employer_version_numbers(None).await?;
-    client.employer_version_numbers(Some(versions[0].last_modified_version_number - 1)).await?;
+    client
+        .employer_version_numbers(Some(versions[0].last_modified_version_number - 1))
+        .await?;
     client.departments(&er).await?;
     client.payroll_administrations(&er).await?;
     let employees = client.employees(&er).await?;
@@ -252,7 +292,9 @@ async fn client_requests_match_the_official_document() -> Result<()> {
     client.actual_organizational_entities(&er, today).await?;
     client.actual_working_hours(&er, today).await?;
     client.actual_wages(&er, today).await?;
-    client.calendar_absences(&er, today - chrono::Days::new(365), today).await?;
+    client
+        .calendar_absences(&er, today - chrono::Days::new(365), today)
+        .await?;
     let mut saw_absence = false;
     for e in &employees {
         let employments = client.employments_of_employee(&e.id).await?;
@@ -272,9 +314,15 @@ async fn client_requests_match_the_official_document() -> Result<()> {
             break;
         }
     }
-    assert!(saw_absence, "the dataset must contain an absence to exercise the absence endpoints");
+    assert!(
+        saw_absence,
+        "the dataset must contain an absence to exercise the absence endpoints"
+    );
 
-    let recorded: Vec<Value> = reqwest::get(format!("{}/_sim/requests", sim.base_url)).await?.json().await?;
+    let recorded: Vec<Value> = reqwest::get(format!("{}/_sim/requests", sim.base_url))
+        .await?
+        .json()
+        .await?;
     sim.shutdown().await;
     assert!(!recorded.is_empty(), "the simulator recorded no requests");
     let mut used = std::collections::BTreeSet::new();
@@ -289,25 +337,50 @@ async fn client_requests_match_the_official_document() -> Result<()> {
         let op = spec.operation(template)?;
         let accept = r["accept"].as_str().unwrap_or_default();
         if !op.media_types.iter().any(|m| m == accept) {
-            problems.push(format!("{template}: Accept {accept:?} is not one of {:?}", op.media_types));
+            problems.push(format!(
+                "{template}: Accept {accept:?} is not one of {:?}",
+                op.media_types
+            ));
         }
         if let Some(row) = RESOURCES.iter().find(|x| x.path_template == template)
             && row.accept() != accept
         {
-            problems.push(format!("{template}: sent {accept:?}, the resource table pins {:?}", row.accept()));
+            problems.push(format!(
+                "{template}: sent {accept:?}, the resource table pins {:?}",
+                row.accept()
+            ));
         }
-        for pair in r["query"].as_str().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        for pair in r["query"]
+            .as_str()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let name = pair.split('=').next().unwrap_or_default();
             if !op.query_params.contains(name) {
-                problems.push(format!("{template}: query parameter {name:?} is not documented"));
+                problems.push(format!(
+                    "{template}: query parameter {name:?} is not documented"
+                ));
             }
         }
         used.insert(template.to_string());
     }
-    println!("The client used {} documented endpoints:\n{}", used.len(), used.iter().cloned().collect::<Vec<_>>().join("\n"));
+    println!(
+        "The client used {} documented endpoints:\n{}",
+        used.len(),
+        used.iter().cloned().collect::<Vec<_>>().join("\n")
+    );
     if !problems.is_empty() {
-        bail!("{} requests differ from the official document:\n{}", problems.len(), problems.join("\n"));
+        bail!(
+            "{} requests differ from the official document:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
     }
-    assert!(used.len() >= 15, "the client must exercise at least 15 endpoints, used {}", used.len());
+    assert!(
+        used.len() >= 15,
+        "the client must exercise at least 15 endpoints, used {}",
+        used.len()
+    );
     Ok(())
 }
