@@ -210,8 +210,11 @@ async fn simulator_responses_match_the_official_document() -> Result<()> {
         validated.join("\n")
     );
     println!("{report}");
-    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    let _ = std::fs::write(target.join("contract-endpoints.txt"), &report);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    std::fs::create_dir_all(&target)?;
+    std::fs::write(target.join("contract-endpoints.txt"), &report)?;
     sim.shutdown().await;
 
     if !failures.is_empty() {
