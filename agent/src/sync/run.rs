@@ -413,7 +413,6 @@ async fn run_inner(
         next.last_incremental = Some(now);
     }
     ctx.state.set_cursor(employer.id, &next).await?;
-    ctx.sink.mark_synced(&employer_id).await?;
     Ok(counts)
 }
 
