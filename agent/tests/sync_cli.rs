@@ -137,10 +137,6 @@ active = true
     }
 }
 
-fn journal_count(rows: impl Fn() -> i64) -> i64 {
-    rows()
-}
-
 async fn run_scenario(s: &Scenario, journal_rows: impl Fn() -> i64, dump: impl Fn() -> String) {
     let out = agent(
         &s.config,
@@ -160,7 +156,7 @@ async fn run_scenario(s: &Scenario, journal_rows: impl Fn() -> i64, dump: impl F
         .flatten()
         .map(|e| e["inserted"].as_u64().unwrap_or(0))
         .sum();
-    let after_initial = journal_count(&journal_rows);
+    let after_initial = journal_rows();
     assert!(
         inserted > 0 && after_initial as u64 >= inserted,
         "initial sync wrote {inserted} rows, {after_initial} journal rows"
