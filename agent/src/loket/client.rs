@@ -136,6 +136,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct LoketClient {
     inner: Arc<Inner>,
+    /// Requests sent through this handle and its clones since [`LoketClient::scoped`]; lets
+    /// concurrent runs on one connection each count their own requests.
+    scoped: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for LoketClient {
@@ -250,6 +253,7 @@ impl LoketClient {
                 max_parallel_requests: settings.max_parallel_requests,
                 requests_sent: std::sync::atomic::AtomicU64::new(0),
             }),
+            scoped: None,
         })
     }
 
@@ -259,11 +263,25 @@ impl LoketClient {
         self.inner.tokens.exchange_code(code, redirect_uri).await
     }
 
-    /// API requests sent so far by this client and its clones (every attempt counts).
+    /// API requests sent so far (every attempt counts): by this handle since it was made with
+    /// [`LoketClient::scoped`], otherwise by every handle of the connection.
     pub fn requests_sent(&self) -> u64 {
-        self.inner
-            .requests_sent
-            .load(std::sync::atomic::Ordering::Relaxed)
+        match &self.scoped {
+            Some(c) => c.load(std::sync::atomic::Ordering::Relaxed),
+            None => self
+                .inner
+                .requests_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// A handle sharing the token, rate limit and parallelism cap, that counts its own
+    /// requests (one per sync run).
+    pub fn scoped(&self) -> LoketClient {
+        LoketClient {
+            inner: Arc::clone(&self.inner),
+            scoped: Some(Arc::default()),
+        }
     }
 
     /// The connection's cap on requests in flight; callers size their own concurrency by it.
@@ -389,6 +407,9 @@ impl LoketClient {
         self.inner
             .requests_sent
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(c) = &self.scoped {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let started = Instant::now();
         let sent = self
             .inner

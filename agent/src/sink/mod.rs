@@ -19,6 +19,11 @@
 //!   the stored `content_hash` from the remaining values, so the next sync with `bsn` off (whose
 //!   records carry `bsn: None`) finds equal hashes and writes nothing.
 //!
+//! - Gone means gone: SQLite runs with `secure_delete` on and truncates its WAL after a purge, so a
+//!   purged BSN or wage is not left in the file bytes; PostgreSQL parameters holding record values
+//!   are bound through a wrapper whose `Debug` is redacted, because tokio-postgres logs statement
+//!   parameters at debug level.
+//!
 //! Backends: `sqlite.rs` (rusqlite on the blocking pool) and `postgres.rs` (tokio-postgres,
 //! set-based statements over `UNNEST` arrays). Shared decisions live in `plan.rs`, the schema in
 //! `migrations.rs`.
@@ -205,14 +210,18 @@ fn missing_column(entity: Entity, column: &str) -> SinkError {
 pub(crate) enum Purge {
     Salary,
     Absences,
-    OutOfScope { keep_employee_ids: HashSet<String> },
+    /// These absences (e.g. ended before the history window) with their progress.
+    AbsenceIds(HashSet<String>),
+    OutOfScope {
+        keep_employee_ids: HashSet<String>,
+    },
 }
 
 impl Purge {
     fn entities(&self) -> &'static [Entity] {
         match self {
             Purge::Salary => &[Entity::SalaryPeriod],
-            Purge::Absences => &[Entity::Absence, Entity::AbsenceProgress],
+            Purge::Absences | Purge::AbsenceIds(_) => &[Entity::Absence, Entity::AbsenceProgress],
             Purge::OutOfScope { .. } => &[
                 Entity::Employee,
                 Entity::Employment,
@@ -233,8 +242,26 @@ impl Purge {
         rows: Vec<(String, Option<String>, bool)>,
         chosen: &HashMap<Entity, Vec<String>>,
     ) -> Vec<String> {
-        let Purge::OutOfScope { keep_employee_ids } = self else {
-            return rows.into_iter().map(|(id, _, _)| id).collect();
+        let keep_employee_ids = match self {
+            Purge::Salary | Purge::Absences => {
+                return rows.into_iter().map(|(id, _, _)| id).collect();
+            }
+            Purge::AbsenceIds(ids) => {
+                return match entity {
+                    Entity::Absence => rows
+                        .into_iter()
+                        .filter(|(id, _, _)| ids.contains(id))
+                        .map(|(id, _, _)| id)
+                        .collect(),
+                    Entity::AbsenceProgress => {
+                        let absences: HashSet<&String> =
+                            chosen.get(&Entity::Absence).into_iter().flatten().collect();
+                        pick_children(rows, &absences)
+                    }
+                    _ => Vec::new(),
+                };
+            }
+            Purge::OutOfScope { keep_employee_ids } => keep_employee_ids,
         };
         let parent_chosen = |parent: Entity| -> HashSet<&String> {
             chosen.get(&parent).into_iter().flatten().collect()
@@ -426,6 +453,21 @@ impl Sink {
     /// `absences` option off: hard-deletes the employer's absences and their progress rows.
     pub async fn purge_absences(&self, run_id: &str, employer_id: &str) -> Result<u64, SinkError> {
         self.purge(run_id, employer_id, Purge::Absences).await
+    }
+
+    /// Hard-deletes these absences of the employer with their progress rows (absences that ended
+    /// before the history window are not stored). Returns the rows removed.
+    pub async fn purge_absence_ids(
+        &self,
+        run_id: &str,
+        employer_id: &str,
+        ids: &HashSet<String>,
+    ) -> Result<u64, SinkError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.purge(run_id, employer_id, Purge::AbsenceIds(ids.clone()))
+            .await
     }
 
     /// `all_employments` off: hard-deletes the employees not in `keep_employee_ids`, with their
@@ -705,7 +747,9 @@ impl Sink {
         }
     }
 
-    /// Records the start of a run (`sync_run` row with status `running`).
+    /// Records the start of a run (`sync_run` row with status `running`). Earlier runs of the same
+    /// employer still marked `running` were interrupted (the process died; one agent runs an
+    /// employer at a time): they are closed as `failed` first.
     pub async fn start_run(
         &self,
         run_id: &str,

@@ -34,6 +34,49 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
+/// A bound parameter whose `Debug` shows nothing. tokio-postgres logs every statement's
+/// parameters with `{:?}` at debug level (through the `log` bridge into the agent's tracing), and
+/// the `UNNEST` arrays of an apply hold names, BSNs and wages: with this wrapper a debug log shows
+/// `<redacted>` instead.
+struct Redacted<T>(T);
+
+impl<T> std::fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<T: ToSql> ToSql for Redacted<T> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut tokio_util::bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        T::accepts(ty)
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut tokio_util::bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql_checked(ty, out)
+    }
+
+    fn encode_format(&self, ty: &tokio_postgres::types::Type) -> tokio_postgres::types::Format {
+        self.0.encode_format(ty)
+    }
+}
+
+/// Boxes a parameter that may hold personal data, see [`Redacted`].
+fn redacted<T: ToSql + Sync + Send + 'static>(value: T) -> Param {
+    Box::new(Redacted(value))
+}
+
 fn param_refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
 }
@@ -653,19 +696,30 @@ impl PgSink {
         kind: RunKind,
     ) -> Result<(), SinkError> {
         let context = "recording a sync run";
-        let guard = self.lock(context).await?;
-        let client = connected(&guard, context)?;
-        client
-            .execute(
-                &format!(
-                    "INSERT INTO {} (id, employer_id, kind, started_at, status) \
-                     VALUES ($1, $2, $3, $4, 'running')",
-                    self.inner.sql.table("sync_run")
-                ),
-                &[&run_id, &employer_id, &kind.as_str(), &Utc::now()],
-            )
-            .await
-            .map_err(q(context))?;
+        let mut guard = self.lock(context).await?;
+        let tx = begin(&mut guard, context).await?;
+        let now = Utc::now();
+        tx.execute(
+            &format!(
+                "UPDATE {} SET status = 'failed', finished_at = $2 \
+                 WHERE employer_id = $1 AND status = 'running'",
+                self.inner.sql.table("sync_run")
+            ),
+            &[&employer_id, &now],
+        )
+        .await
+        .map_err(q("closing interrupted sync runs"))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (id, employer_id, kind, started_at, status) \
+                 VALUES ($1, $2, $3, $4, 'running')",
+                self.inner.sql.table("sync_run")
+            ),
+            &[&run_id, &employer_id, &kind.as_str(), &now],
+        )
+        .await
+        .map_err(q(context))?;
+        tx.commit().await.map_err(q(context))?;
         Ok(())
     }
 
@@ -894,7 +948,7 @@ fn unnest_params(
     for (i, def) in entity.columns().iter().enumerate() {
         let values = rows.iter().map(|(cols, _)| cols.get(i).map(|c| &c.1));
         let param: Param = match def.ty {
-            ColumnType::Text => Box::new(
+            ColumnType::Text => redacted(
                 values
                     .map(|v| match v {
                         Some(Value::Null) => Ok(None),
@@ -903,7 +957,7 @@ fn unnest_params(
                     })
                     .collect::<Result<Vec<Option<String>>, _>>()?,
             ),
-            ColumnType::Money | ColumnType::Decimal => Box::new(
+            ColumnType::Money | ColumnType::Decimal => redacted(
                 values
                     .map(|v| match v {
                         Some(Value::Null) => Ok(None),
@@ -917,7 +971,7 @@ fn unnest_params(
                     })
                     .collect::<Result<Vec<Option<String>>, _>>()?,
             ),
-            ColumnType::Int => Box::new(
+            ColumnType::Int => redacted(
                 values
                     .map(|v| match v {
                         Some(Value::Null) => Ok(None),
@@ -926,7 +980,7 @@ fn unnest_params(
                     })
                     .collect::<Result<Vec<Option<i64>>, _>>()?,
             ),
-            ColumnType::Date => Box::new(
+            ColumnType::Date => redacted(
                 values
                     .map(|v| match v {
                         Some(Value::Null) => Ok(None),
@@ -935,7 +989,7 @@ fn unnest_params(
                     })
                     .collect::<Result<Vec<Option<NaiveDate>>, _>>()?,
             ),
-            ColumnType::Bool => Box::new(
+            ColumnType::Bool => redacted(
                 values
                     .map(|v| match v {
                         Some(Value::Null) => Ok(None),

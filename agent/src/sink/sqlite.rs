@@ -242,10 +242,38 @@ impl SqliteSink {
     ) -> Result<u64, SinkError> {
         let (run_id, employer_id) = (run_id.to_owned(), employer_id.to_owned());
         let now = timestamp(Utc::now());
-        self.in_tx("purging BSNs", move |tx, sql| {
-            purge_bsn_tx(tx, sql, &run_id, &employer_id, &now)
-        })
-        .await
+        let n = self
+            .in_tx("purging BSNs", move |tx, sql| {
+                purge_bsn_tx(tx, sql, &run_id, &employer_id, &now)
+            })
+            .await?;
+        self.scrub(n).await;
+        Ok(n)
+    }
+
+    /// After a purge that removed something: the pages are already zeroed (`secure_delete`), but
+    /// older WAL frames still hold the purged values. A `TRUNCATE` checkpoint copies the current
+    /// pages into the database file and empties the WAL. A failure (another reader keeps the WAL
+    /// busy) is logged; the next purge or SQLite's own checkpoints catch up.
+    async fn scrub(&self, purged: u64) {
+        if purged == 0 {
+            return;
+        }
+        let result = self
+            .run(|conn, _| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(q("checkpointing the WAL after a purge"))
+            })
+            .await;
+        match result {
+            Ok(0) => {}
+            Ok(_) => tracing::warn!(
+                "the WAL could not be truncated after a purge (busy); purged values stay in it until the next checkpoint"
+            ),
+            Err(e) => tracing::warn!(error = %e, "checkpointing the WAL after a purge failed"),
+        }
     }
 
     /// Hard-deletes the rows `purge` selects, with journal rows.
@@ -257,10 +285,13 @@ impl SqliteSink {
     ) -> Result<u64, SinkError> {
         let (run_id, employer_id) = (run_id.to_owned(), employer_id.to_owned());
         let now = timestamp(Utc::now());
-        self.in_tx("purging rows", move |tx, sql| {
-            purge_tx(tx, sql, &run_id, &employer_id, &purge, &now)
-        })
-        .await
+        let n = self
+            .in_tx("purging rows", move |tx, sql| {
+                purge_tx(tx, sql, &run_id, &employer_id, &purge, &now)
+            })
+            .await?;
+        self.scrub(n).await;
+        Ok(n)
     }
 
     pub(crate) async fn purge_employer(
@@ -270,35 +301,38 @@ impl SqliteSink {
     ) -> Result<u64, SinkError> {
         let (run_id, employer_id) = (run_id.to_owned(), employer_id.to_owned());
         let now = timestamp(Utc::now());
-        self.in_tx("purging an employer", move |tx, _| {
-            let mut count = 0u64;
-            for entity in Entity::ALL.iter().rev() {
-                let n = tx
-                    .execute(
-                        &format!("DELETE FROM {} WHERE employer_id = ?1", entity.table()),
+        let n = self
+            .in_tx("purging an employer", move |tx, _| {
+                let mut count = 0u64;
+                for entity in Entity::ALL.iter().rev() {
+                    let n = tx
+                        .execute(
+                            &format!("DELETE FROM {} WHERE employer_id = ?1", entity.table()),
+                            [&employer_id],
+                        )
+                        .map_err(q("purging an employer"))?;
+                    count += n as u64;
+                }
+                for table in ["mutation", "sync_run"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE employer_id = ?1"),
                         [&employer_id],
                     )
                     .map_err(q("purging an employer"))?;
-                count += n as u64;
-            }
-            for table in ["mutation", "sync_run"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE employer_id = ?1"),
-                    [&employer_id],
-                )
-                .map_err(q("purging an employer"))?;
-            }
-            let entry = JournalEntry::new(
-                Entity::Employer,
-                &employer_id,
-                &employer_id,
-                Op::Delete,
-                vec![],
-            );
-            write_journal(tx, &[entry], &run_id, &now)?;
-            Ok(count)
-        })
-        .await
+                }
+                let entry = JournalEntry::new(
+                    Entity::Employer,
+                    &employer_id,
+                    &employer_id,
+                    Op::Delete,
+                    vec![],
+                );
+                write_journal(tx, &[entry], &run_id, &now)?;
+                Ok(count)
+            })
+            .await?;
+        self.scrub(n).await;
+        Ok(n)
     }
 
     /// `(id, content_hash, values of columns)` of the employer's live rows of `entity`.
@@ -465,6 +499,12 @@ impl SqliteSink {
         let now = timestamp(Utc::now());
         self.in_tx("recording a sync run", move |tx, _| {
             tx.execute(
+                "UPDATE sync_run SET status = 'failed', finished_at = ?2 \
+                 WHERE employer_id = ?1 AND status = 'running'",
+                params![employer_id, now],
+            )
+            .map_err(q("closing interrupted sync runs"))?;
+            tx.execute(
                 "INSERT INTO sync_run (id, employer_id, kind, started_at, status) \
                  VALUES (?1, ?2, ?3, ?4, 'running')",
                 params![run_id, employer_id, kind.as_str(), now],
@@ -589,6 +629,16 @@ fn open_blocking(path: Option<&Path>) -> Result<SqliteSink, SinkError> {
     // FULL: a committed batch survives power loss, so the sled cursor is never ahead of the data.
     conn.execute_batch("PRAGMA synchronous = FULL;")
         .map_err(connect)?;
+    // Deleted and overwritten content is zeroed in the pages, so a purged BSN or wage does not
+    // survive in free space of the file (see `SqliteSink::scrub` for the WAL).
+    let secure: i64 = conn
+        .query_row("PRAGMA secure_delete = ON", [], |r| r.get(0))
+        .map_err(connect)?;
+    if secure != 1 {
+        return Err(SinkError::Connect {
+            reason: "the SQLite library refused secure_delete".into(),
+        });
+    }
     conn.set_prepared_statement_cache_capacity(256);
     migrate(&mut conn)?;
     Ok(SqliteSink {

@@ -12,6 +12,8 @@
 //! - `retry`: employer id | entity | NUL | record id → [`RetryEntry`]
 //! - `runs`: employer id | big-endian start time | run id → [`RunRecord`] (last N per employer)
 //! - `status`: employer id → [`EmployerStatus`]
+//! - `options`: employer id → fingerprint of the options of its last run (an option change makes
+//!   the next run a full reconciliation, see [`StateStore::note_options`])
 //! - `meta`: store format version, installed version floor (for the updater)
 
 mod codec;
@@ -30,7 +32,7 @@ pub use model::{
 };
 
 use codec::{DecodeError, decode, employer_from_key, employer_key, encode, retry_key, run_key};
-use model::truncate_reason;
+use model::{OptionsEntry, truncate_reason};
 
 /// Format version of the store as a whole (kept in `meta`). A store with another version is
 /// treated like a corrupt one: moved aside and rebuilt.
@@ -48,6 +50,7 @@ const TREE_CURSORS: &str = "cursors";
 const TREE_RETRY: &str = "retry";
 const TREE_RUNS: &str = "runs";
 const TREE_STATUS: &str = "status";
+const TREE_OPTIONS: &str = "options";
 const TREE_META: &str = "meta";
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 const META_VERSION_FLOOR: &[u8] = b"installed_version_floor";
@@ -128,6 +131,7 @@ pub struct StateStore {
     retry: sled::Tree,
     runs: sled::Tree,
     status: sled::Tree,
+    options: sled::Tree,
     meta: sled::Tree,
     history_limit: usize,
 }
@@ -278,6 +282,50 @@ impl StateStore {
                 .insert(employer_key(employer), encode_value(&cursor)?)?;
         }
         self.flush_async().await
+    }
+
+    // ----------------------------------------------------------------------------- options
+
+    /// The fingerprint of the options `employer` was last synced with, if one was recorded. An
+    /// undecodable entry is logged and reads as absent.
+    pub fn options_fingerprint(&self, employer: Uuid) -> Result<Option<String>, StateError> {
+        let Some(bytes) = self.options.get(employer_key(employer))? else {
+            return Ok(None);
+        };
+        match decode::<OptionsEntry>(&bytes) {
+            Ok(e) => Ok(Some(e.fingerprint)),
+            Err(e) => {
+                tracing::warn!(%employer, reason = %e, "undecodable options fingerprint ignored");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Records the fingerprint of `employer`'s current options before a run. When it differs from
+    /// the recorded one and the employer has a cursor, the cursor is marked `needs_full` first, so
+    /// the change takes effect (fetching what an option now allows, purging what it no longer
+    /// does) at this very run; the mark stays until a run completes, whatever happens in between.
+    /// Without a cursor the run is full anyway. Flushes; returns whether a full reconciliation was
+    /// scheduled.
+    pub async fn note_options(
+        &self,
+        employer: Uuid,
+        fingerprint: &str,
+    ) -> Result<bool, StateError> {
+        if self.options_fingerprint(employer)?.as_deref() == Some(fingerprint) {
+            return Ok(false);
+        }
+        let scheduled = self.cursor(employer)?.is_some();
+        if scheduled {
+            self.mark_needs_full(employer).await?;
+        }
+        let entry = OptionsEntry {
+            fingerprint: fingerprint.to_string(),
+        };
+        self.options
+            .insert(employer_key(employer), encode_value(&entry)?)?;
+        self.flush_async().await?;
+        Ok(scheduled)
     }
 
     /// All cursors. Undecodable ones are skipped (and logged), like in [`StateStore::cursor`].
@@ -544,11 +592,13 @@ impl StateStore {
 
     // ----------------------------------------------------------------------------- employers
 
-    /// Deletes everything kept about `employer` (cursor, retry queue, runs, status) and flushes.
+    /// Deletes everything kept about `employer` (cursor, retry queue, runs, status, options
+    /// fingerprint) and flushes.
     pub async fn forget_employer(&self, employer: Uuid) -> Result<(), StateError> {
         let prefix = employer_key(employer);
         self.cursors.remove(prefix)?;
         self.status.remove(prefix)?;
+        self.options.remove(prefix)?;
         for tree in [&self.retry, &self.runs] {
             let keys: Vec<_> = tree.scan_prefix(prefix).keys().collect::<Result<_, _>>()?;
             for key in keys {
@@ -624,6 +674,7 @@ fn open_and_check(dir: &Path, options: StateOptions) -> Result<(StateStore, bool
         retry: tree(TREE_RETRY)?,
         runs: tree(TREE_RUNS)?,
         status: tree(TREE_STATUS)?,
+        options: tree(TREE_OPTIONS)?,
         meta: tree(TREE_META)?,
         history_limit: options.history_limit.max(1),
         db,
@@ -633,6 +684,7 @@ fn open_and_check(dir: &Path, options: StateOptions) -> Result<(StateStore, bool
     check_values::<RetryEntry>(&store.retry, TREE_RETRY, 19)?;
     check_values::<RunRecord>(&store.runs, TREE_RUNS, 40)?;
     check_values::<EmployerStatus>(&store.status, TREE_STATUS, 16)?;
+    check_values::<OptionsEntry>(&store.options, TREE_OPTIONS, 16)?;
     Ok((store, fresh))
 }
 
@@ -653,9 +705,15 @@ fn check_format_version(store: &StateStore) -> Result<bool, OpenFailure> {
             Ok(false)
         }
         None => {
-            let empty = [&store.cursors, &store.retry, &store.runs, &store.status]
-                .iter()
-                .all(|t| t.is_empty());
+            let empty = [
+                &store.cursors,
+                &store.retry,
+                &store.runs,
+                &store.status,
+                &store.options,
+            ]
+            .iter()
+            .all(|t| t.is_empty());
             if !empty {
                 return Err(OpenFailure::Corrupt(
                     "the store has data but no format version".into(),
@@ -811,6 +869,28 @@ mod tests {
         let err = store.runs(e, 10).unwrap_err();
         assert!(!err.to_string().contains("CANARY"), "{err}");
         assert!(store.last_run(e).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_options_change_schedules_a_full_reconciliation_once() {
+        let (_dir, store) = store();
+        let e = Uuid::from_u128(7);
+        // No cursor yet: the first run is full anyway; the fingerprint is recorded.
+        assert!(!store.note_options(e, "a").await.unwrap());
+        assert_eq!(store.options_fingerprint(e).unwrap().as_deref(), Some("a"));
+        store.set_cursor(e, &Cursor::default()).await.unwrap();
+        assert!(!store.note_options(e, "a").await.unwrap());
+        assert!(!store.cursor(e).unwrap().unwrap().needs_full);
+        // Changed: the cursor keeps its marks and asks for a full run, until a run moves it.
+        assert!(store.note_options(e, "b").await.unwrap());
+        assert!(store.cursor(e).unwrap().unwrap().needs_full);
+        assert!(!store.note_options(e, "b").await.unwrap());
+        assert!(store.cursor(e).unwrap().unwrap().needs_full);
+        // Garbage reads as unknown (and so as a change); forgetting removes it.
+        store.options.insert(employer_key(e), GARBAGE).unwrap();
+        assert_eq!(store.options_fingerprint(e).unwrap(), None);
+        store.forget_employer(e).await.unwrap();
+        assert_eq!(store.options_fingerprint(e).unwrap(), None);
     }
 
     #[test]

@@ -20,6 +20,13 @@ pub struct Cursor {
     pub needs_full: bool,
 }
 
+/// The fingerprint of the options an employer was last synced with (`options` tree). Opaque: a
+/// hash, never the options' values themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OptionsEntry {
+    pub fingerprint: String,
+}
+
 /// Identifies one record in the retry queue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RetryKey {

@@ -113,13 +113,14 @@ pub async fn sync_pass(
         manual: opts.manual,
     };
     let runs = employers.iter().map(|e| {
-        let client = clients[e.connection.as_str()].clone();
+        let client = clients[e.connection.as_str()].scoped();
         let ctx = SyncContext {
             client,
             sink: Arc::clone(&sink),
             state: state.clone(),
             today,
             failpoint: opts.failpoint.clone(),
+            progress: None,
         };
         let version = versions
             .get(e.connection.as_str())

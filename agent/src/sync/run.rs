@@ -6,6 +6,10 @@
 //! fails the run and moves nothing; a permanent problem with one record (a 404 on a child, a
 //! record the contract cannot hold) goes to the retry queue and the run ends `partial`; a rejected
 //! refresh token ends the run as `needs_reconnect`.
+//!
+//! Option changes take effect at the next run: the employer's [`options_fingerprint`] is kept in
+//! the state store, and a different one makes the run a full reconciliation, so what an option
+//! now allows is fetched and what it no longer allows is purged (with journal rows) at once.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -44,6 +48,45 @@ pub struct SyncContext {
     pub today: NaiveDate,
     /// Where a test can stop the process between the database commit and the cursor flush.
     pub failpoint: Option<String>,
+    /// Told when a run starts and as it moves through its phases (the service forwards this to
+    /// the dashboard). Called inline, so it must be cheap and must not block.
+    pub progress: Option<ProgressHook>,
+}
+
+/// Receives [`RunProgress`] reports; see [`SyncContext::progress`].
+pub type ProgressHook = Arc<dyn Fn(RunProgress) + Send + Sync>;
+
+/// Where a run is. Ids and counts only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProgress {
+    pub employer_id: Uuid,
+    pub run_id: Uuid,
+    pub kind: RunKind,
+    pub phase: RunPhase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPhase {
+    Started,
+    Fetching,
+    /// `done` of `total` records applied.
+    Applying {
+        done: u64,
+        total: u64,
+    },
+}
+
+impl SyncContext {
+    fn report(&self, employer_id: Uuid, run_id: Uuid, kind: RunKind, phase: RunPhase) {
+        if let Some(hook) = &self.progress {
+            hook(RunProgress {
+                employer_id,
+                run_id,
+                kind,
+                phase,
+            });
+        }
+    }
 }
 
 /// Why a run was started.
@@ -92,6 +135,8 @@ struct Collected {
     failures: Vec<(String, String, String)>,
     /// Retry-queue entries that succeeded this run.
     resolved: Vec<RetryKey>,
+    /// Stored absences that the source shows ended before the history window: purged.
+    aged_out: HashSet<String>,
 }
 
 impl Collected {
@@ -113,6 +158,17 @@ struct Stored {
     case_watch: HashSet<i64>,
 }
 
+/// A stable, opaque fingerprint of what an employer's options allow. When it changes, the next
+/// run is a full reconciliation (see [`StateStore::note_options`]).
+pub fn options_fingerprint(o: &EmployerOptions) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = format!(
+        "arbosync-options-v1;all_employments={};absences={};salary={};bsn={};history_months={}",
+        o.all_employments, o.absences, o.salary, o.bsn, o.history_months
+    );
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
 /// Runs one employer. Never panics and never returns an error: every failure is an outcome.
 pub async fn run_employer(
     ctx: &SyncContext,
@@ -124,14 +180,33 @@ pub async fn run_employer(
     let started = Instant::now();
     let started_at = Utc::now();
     let requests_before = ctx.client.requests_sent();
+    // An option change takes effect at this run: a new fingerprint marks the cursor `needs_full`.
+    // If it cannot be recorded, this run is full anyway (always safe).
+    let options_unknown = match ctx
+        .state
+        .note_options(employer.id, &options_fingerprint(&employer.options))
+        .await
+    {
+        Ok(scheduled) => {
+            if scheduled {
+                info!(employer = %employer.id, "options changed: this run is a full reconciliation");
+            }
+            false
+        }
+        Err(e) => {
+            warn!(employer = %employer.id, error = %e, "could not record the options fingerprint");
+            true
+        }
+    };
     let cursor = ctx.state.cursor(employer.id).ok().flatten();
-    let full = request.full || cursor.as_ref().is_none_or(|c| c.needs_full);
+    let full = request.full || options_unknown || cursor.as_ref().is_none_or(|c| c.needs_full);
     let kind = if full {
         RunKind::Full
     } else {
         RunKind::Incremental
     };
     let span = info_span!("sync_run", employer = %employer.id, run = %run_id, kind = ?kind);
+    ctx.report(employer.id, run_id, kind, RunPhase::Started);
     let result = async {
         info!("run started");
         run_inner(
@@ -276,6 +351,12 @@ async fn run_inner(
     let employer_id = employer.id.to_string();
     let run = run_id.to_string();
     let opts = &employer.options;
+    // The kind reported to the progress hook (the same as `run_employer` reported at the start).
+    let run_kind = if full {
+        RunKind::Full
+    } else {
+        RunKind::Incremental
+    };
 
     // 1. Token (the client refreshes single-flight) and 2. the plan, with the high-water mark
     //    taken before anything is fetched.
@@ -323,6 +404,7 @@ async fn run_inner(
     }
 
     // 3. Fetch.
+    ctx.report(employer.id, run_id, run_kind, RunPhase::Fetching);
     let mut fetched = Fetched::default();
     if static_changed {
         fetch_static(ctx, &employer_id, full, previous, &retry, &mut fetched).await?;
@@ -350,9 +432,24 @@ async fn run_inner(
         failed: 0,
     };
     let mut records = std::mem::take(&mut out.records);
+    let total = records.len() as u64;
+    let mut done = 0u64;
+    ctx.report(
+        employer.id,
+        run_id,
+        run_kind,
+        RunPhase::Applying { done, total },
+    );
     while !records.is_empty() {
         let rest = records.split_off(records.len().min(BATCH_SIZE));
+        done += records.len() as u64;
         let stats = ctx.sink.apply(&run, records).await?;
+        ctx.report(
+            employer.id,
+            run_id,
+            run_kind,
+            RunPhase::Applying { done, total },
+        );
         counts.inserted += stats.inserted;
         counts.updated += stats.updated;
         counts.deleted += stats.deleted;
@@ -366,6 +463,12 @@ async fn run_inner(
                 .await?;
         }
     }
+    // Absences that ended before the history window are not stored (a shorter window, or time
+    // passing): purged with journal rows, like an option switched off.
+    counts.deleted += ctx
+        .sink
+        .purge_absence_ids(&run, &employer_id, &out.aged_out)
+        .await?;
     if full && !opts.all_employments {
         counts.deleted += ctx
             .sink
@@ -550,10 +653,11 @@ impl Scope {
         let employer_id = employer.id.to_string();
         let history_start = history_start(ctx.today, opts);
         // The calendar window: the whole history window when the scope must be decided from
-        // scratch, a narrow window around today otherwise.
+        // scratch, a narrow window around today otherwise; never before the history window (an
+        // absence that ended before it neither brings a person into scope nor is stored).
         let narrow = !full || opts.all_employments;
         let start = if narrow {
-            ctx.today - Days::new(CALENDAR_WINDOW_BEFORE_DAYS)
+            (ctx.today - Days::new(CALENDAR_WINDOW_BEFORE_DAYS)).max(history_start)
         } else {
             history_start
         };
@@ -707,7 +811,7 @@ async fn map_static(
     }
 
     // Employments in scope, with their histories.
-    let employments: Vec<wire::Employment> = std::mem::take(&mut f.employments)
+    let mut employments: Vec<wire::Employment> = std::mem::take(&mut f.employments)
         .into_iter()
         .filter(|e| {
             e.employee
@@ -716,6 +820,35 @@ async fn map_static(
                 .is_some_and(|id| scope.contains(id))
         })
         .collect();
+    if !f.employments_complete {
+        // Only the changed employments were read. People who entered the scope in this run (a
+        // first sick report, a dossier opened by hand) need all of theirs.
+        let newcomers: Vec<String> = people
+            .iter()
+            .filter(|e| !stored.employees.contains(&e.id))
+            .map(|e| e.id.clone())
+            .collect();
+        let c = &ctx.client;
+        let lists: Vec<Vec<wire::Employment>> = stream::iter(newcomers)
+            .map(|id: String| async move {
+                match c.employments_of_employee(&id).await {
+                    Ok(list) => Ok(list),
+                    // Gone since the employee list was read: nothing to add.
+                    Err(LoketError::NotFound { .. }) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(c.max_parallel_requests())
+            .try_collect()
+            .await?;
+        let known: HashSet<String> = employments.iter().map(|e| e.id.clone()).collect();
+        let mut added: HashSet<String> = HashSet::new();
+        for e in lists.into_iter().flatten() {
+            if !known.contains(&e.id) && added.insert(e.id.clone()) {
+                employments.push(e);
+            }
+        }
+    }
     if f.employments_complete {
         let all_source: HashSet<String> = employments.iter().map(|e| e.id.clone()).collect();
         let gone: Vec<String> = stored
@@ -803,30 +936,17 @@ async fn fetch_employment_histories(
     let employer_id = employer.id.to_string();
     let salary = employer.options.salary;
     let c = &ctx.client;
-    type Histories = (
-        Vec<wire::OrganizationalEntity>,
-        Vec<wire::WorkingHours>,
-        Option<Vec<wire::Wage>>,
-    );
-    let results: Vec<(&wire::Employment, Result<Histories, LoketError>)> =
-        stream::iter(employments)
-            .map(|e| async move {
-                let r = async {
-                    let (orgs, hours) =
-                        tokio::try_join!(c.organizational_entities(&e.id), c.working_hours(&e.id))?;
-                    let wages = if salary {
-                        Some(c.wages(&e.id).await?)
-                    } else {
-                        None
-                    };
-                    Ok((orgs, hours, wages))
-                }
-                .await;
-                (e, r)
-            })
-            .buffer_unordered(c.max_parallel_requests().div_ceil(2).max(1))
-            .collect()
-            .await;
+    // A named async fn rather than a closure: a closure returning a future that borrows its
+    // argument is not general enough over lifetimes for `tokio::spawn` (the service spawns runs).
+    let results: Vec<(&wire::Employment, Result<Histories, LoketError>)> = stream::iter(
+        employments
+            .iter()
+            .map(|e| fetch_histories(c, e, salary))
+            .collect::<Vec<_>>(),
+    )
+    .buffer_unordered(c.max_parallel_requests().div_ceil(2).max(1))
+    .collect()
+    .await;
 
     for (e, r) in results {
         let (orgs, hours, wages) = match r {
@@ -965,11 +1085,14 @@ async fn sync_absences(
 ) -> Result<(), RunError> {
     let employer_id = employer.id.to_string();
     let mut poll: BTreeSet<String> = BTreeSet::new();
+    // People with a stored absence that is open or ended within the calendar window: a
+    // withdrawn (deleted) absence is no longer in the calendar, so it is found by asking them.
+    let recent = ctx.today - Days::new(CALENDAR_WINDOW_BEFORE_DAYS);
     poll.extend(
         stored
             .absences
             .values()
-            .filter(|a| a.last_day.is_none())
+            .filter(|a| a.last_day.is_none_or(|d| d >= recent))
             .map(|a| a.employee_id.clone()),
     );
     poll.extend(scope.calendar_employees.iter().cloned());
@@ -994,9 +1117,20 @@ async fn sync_absences(
     poll.retain(|id| scope.contains(id));
 
     // Employments per person, for tying an absence to an employment by date.
+    // Employments this run soft-deletes (gone at the source) no longer count.
+    let gone_employments: HashSet<&String> = out
+        .soft_deletes
+        .iter()
+        .filter(|(entity, _)| *entity == Entity::Employment)
+        .flat_map(|(_, ids)| ids)
+        .collect();
     let mut employments_of: HashMap<String, Vec<(String, NaiveDate, Option<NaiveDate>)>> =
         HashMap::new();
-    for (id, e) in &stored.employments {
+    for (id, e) in stored
+        .employments
+        .iter()
+        .filter(|(id, _)| !gone_employments.contains(id))
+    {
         employments_of
             .entry(e.employee_id.clone())
             .or_default()
@@ -1062,16 +1196,22 @@ async fn sync_absences(
         for a in absences {
             let last_day = a.end_of_absence().and_then(|e| e.date);
             if !map::in_history_window(last_day, scope.history_start) {
+                if stored.absences.contains_key(&a.id) {
+                    out.aged_out.insert(a.id.clone());
+                }
                 continue;
             }
             let unchanged = stored.absences.get(&a.id).is_some_and(|s| {
+                // The summary carries the first day too: a corrected first day must show up as
+                // a change (the stored one is only the fallback for a summary without it).
+                let first_day = map::first_day(&a, &[]).unwrap_or(s.first_day);
                 let candidate = map::absence(
                     &employer_id,
                     &employee_id,
                     &a,
-                    s.first_day,
+                    first_day,
                     map::resolve_employment(
-                        s.first_day,
+                        first_day,
                         employments_of
                             .get(&employee_id)
                             .into_iter()
@@ -1159,4 +1299,30 @@ async fn sync_absences(
         out.soft_deletes.push((Entity::AbsenceProgress, gone));
     }
     Ok(())
+}
+
+type Histories = (
+    Vec<wire::OrganizationalEntity>,
+    Vec<wire::WorkingHours>,
+    Option<Vec<wire::Wage>>,
+);
+
+/// The department, hours and (when allowed) wage histories of one employment.
+async fn fetch_histories<'e>(
+    c: &LoketClient,
+    e: &'e wire::Employment,
+    salary: bool,
+) -> (&'e wire::Employment, Result<Histories, LoketError>) {
+    let r = async {
+        let (orgs, hours) =
+            tokio::try_join!(c.organizational_entities(&e.id), c.working_hours(&e.id))?;
+        let wages = if salary {
+            Some(c.wages(&e.id).await?)
+        } else {
+            None
+        };
+        Ok((orgs, hours, wages))
+    }
+    .await;
+    (e, r)
 }

@@ -52,7 +52,8 @@
 //! * Message `code`s are the HTTP status (Loket warns codes may change anyway).
 //! * Absence metadata key lists (cause, expected duration, action, end reason, type of
 //!   work resumption) are the simulator's own (`catalog.rs`); maternity leave is cause
-//!   key 2 "Zwangerschap/bevalling (WAZO)".
+//!   key 2 "Zwangerschap/bevalling (WAZO)". The [`catalog`] module is public so tests can
+//!   turn the truth's `*_key` integers into the texts the API sends.
 //!
 //! # Test-only API (`/_sim`, no auth, JSON in/out; same effect as the `SimHandle` method)
 //! Dates are `yyyy-MM-dd`, ids UUID strings. Errors: 400/404 `{"error": "..."}`.
@@ -106,7 +107,7 @@
 mod accept;
 mod admin;
 mod api;
-mod catalog;
+pub mod catalog;
 mod faults;
 mod filter;
 mod generator;
