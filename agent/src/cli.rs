@@ -1,6 +1,6 @@
 //! The `arbosync-agent` commands, one function each; `main.rs` only parses arguments.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,21 +14,16 @@ use crate::sink::Sink;
 use crate::state::{RunStatus, StateStore};
 use crate::sync::{PassOptions, RunOutcome, sync_pass};
 
-fn config_path(arg: Option<PathBuf>) -> PathBuf {
+/// The config path from the command line, `$ARBOSYNC_CONFIG` (clap fills it in), or the default.
+pub fn config_path(arg: Option<PathBuf>) -> PathBuf {
     arg.unwrap_or_else(default_config_path)
 }
 
 /// Logs go to stderr (journald adds timestamps under systemd), plain when not a terminal.
 /// `RUST_LOG` wins over the configured level.
 pub fn init_logging(level: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+    // One-shot commands log to standard error only: no log directory, so no guard to keep.
+    let _ = crate::logging::init(level, None, true);
 }
 
 fn load_config(path: &Path) -> Result<Config> {
@@ -40,6 +35,8 @@ pub struct Stores {
     pub sink: Arc<Sink>,
     pub state: StateStore,
     pub secrets: Arc<SecretStore>,
+    /// How the state store opened (whether it had to be rebuilt).
+    pub state_report: crate::state::OpenReport,
 }
 
 pub async fn open_stores(cfg: &Config) -> Result<Stores> {
@@ -67,6 +64,7 @@ pub async fn open_stores(cfg: &Config) -> Result<Stores> {
         sink: Arc::new(sink),
         state,
         secrets: Arc::new(secrets),
+        state_report: report,
     })
 }
 
@@ -169,28 +167,18 @@ pub fn print_summary(cfg: &Config, outcomes: &[RunOutcome]) {
     }
 }
 
-/// `connect NAME`: store a refresh token for a connection.
+/// `connect NAME`: the interactive consent, or a refresh token from standard input.
 pub async fn connect(
     config: Option<PathBuf>,
     name: &str,
     refresh_token_stdin: bool,
+    redirect_uri: Option<String>,
 ) -> Result<ExitCode> {
     let cfg = load_config(&config_path(config))?;
     init_logging(cfg.agent.log_level.as_deref());
-    if cfg.connection(name).is_none() {
+    let Some(conn) = cfg.connection(name) else {
         bail!("connection `{name}` is not in the configuration");
-    }
-    if !refresh_token_stdin {
-        bail!("the interactive consent is not available yet: pass --refresh-token-stdin");
-    }
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("cannot read the refresh token from standard input")?;
-    let token = input.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
-        bail!("standard input must hold exactly one refresh token");
-    }
+    };
     std::fs::create_dir_all(&cfg.agent.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",
@@ -198,16 +186,41 @@ pub async fn connect(
         )
     })?;
     let secrets =
-        SecretStore::open(&cfg.agent.state_dir).context("cannot open the secret store")?;
-    secrets
-        .save(name, token)
-        .context("cannot store the refresh token")?;
-    let (state, _) = StateStore::open(StateStore::default_dir(&cfg.agent.state_dir))
-        .context("cannot open the state store")?;
-    for e in cfg.employers.iter().filter(|e| e.connection == name) {
-        state.set_needs_reconnect(e.id, false)?;
+        Arc::new(SecretStore::open(&cfg.agent.state_dir).context("cannot open the secret store")?);
+    if refresh_token_stdin {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("cannot read the refresh token from standard input")?;
+        let token = input.trim();
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            bail!("standard input must hold exactly one refresh token");
+        }
+        secrets
+            .save(name, token)
+            .context("cannot store the refresh token")?;
+    } else {
+        let redirect = redirect_uri.unwrap_or_else(|| crate::consent::DEFAULT_REDIRECT_URI.into());
+        let mut out = std::io::stdout();
+        crate::consent::run(conn, Arc::clone(&secrets), &redirect, &mut out).await?;
     }
-    state.flush_async().await?;
+    // Clear `needs_reconnect`. While the service runs it holds the state store; it then sees
+    // the rewritten token file and resumes the connection's employers by itself.
+    let options = crate::state::StateOptions {
+        lock_wait: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    match StateStore::open_with(StateStore::default_dir(&cfg.agent.state_dir), options) {
+        Ok((state, _)) => {
+            for e in cfg.employers.iter().filter(|e| e.connection == name) {
+                state.set_needs_reconnect(e.id, false)?;
+            }
+            state.flush_async().await?;
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "state store busy (the agent is running); it picks up the new token itself")
+        }
+    }
     println!("stored the refresh token of connection `{name}` (encrypted)");
     Ok(ExitCode::SUCCESS)
 }
@@ -233,13 +246,106 @@ pub async fn purge(config: Option<PathBuf>, employer: &str, yes: bool) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
+/// The updater of a configuration. The state store holds the version floor; while the service
+/// runs it holds the store, so these commands are for a stopped service (the running one checks
+/// on its own and shows the result in `arbosync status`).
+fn updater(cfg: &Config) -> Result<crate::update::Updater> {
+    let options = crate::state::StateOptions {
+        lock_wait: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (state, _) = StateStore::open_with(StateStore::default_dir(&cfg.agent.state_dir), options)
+        .context("cannot open the state store (is the service running? it checks for updates by itself; see `arbosync status`)")?;
+    Ok(crate::update::Updater::new(&cfg.update, &cfg.agent.state_dir, state)?)
+}
+
+/// `update check`.
+pub async fn update_check(config: Option<PathBuf>, json: bool) -> Result<ExitCode> {
+    let cfg = load_config(&config_path(config))?;
+    init_logging(cfg.agent.log_level.as_deref());
+    let updater = updater(&cfg)?;
+    let outcome = updater.check().await;
+    let status = updater.status()?;
+    if json {
+        let doc = serde_json::json!({
+            "outcome": outcome.as_ref().map(|o| o.to_string()).map_err(|e| e.to_string()),
+            "status": status,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        match &outcome {
+            Ok(o) => println!("{o}"),
+            Err(e) => println!("check failed: {e}"),
+        }
+        println!(
+            "running {} on channel {} ({}); floor {}",
+            status.running_version,
+            status.channel,
+            status.target,
+            status.floor.as_deref().unwrap_or("none")
+        );
+        if let Some(p) = &status.pending {
+            println!("pending: {p}");
+        }
+        if let Some(r) = &status.last_rollback {
+            println!("last rollback: {} → {} ({})", r.version, r.restored, r.reason);
+        }
+    }
+    Ok(if outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `update apply`.
+pub async fn update_apply(config: Option<PathBuf>) -> Result<ExitCode> {
+    let cfg = load_config(&config_path(config))?;
+    init_logging(cfg.agent.log_level.as_deref());
+    let updater = updater(&cfg)?;
+    match updater.update().await? {
+        crate::update::UpdateOutcome::NotApplied(o) => {
+            println!("{o}");
+            Ok(ExitCode::SUCCESS)
+        }
+        crate::update::UpdateOutcome::Applied(a) => {
+            println!("{a:?}");
+            println!("start (or restart) the service to run the new version; it rolls back by itself if the new version does not become healthy");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `update rollback`.
+pub async fn update_rollback(config: Option<PathBuf>, reason: &str) -> Result<ExitCode> {
+    let cfg = load_config(&config_path(config))?;
+    init_logging(cfg.agent.log_level.as_deref());
+    let record = updater(&cfg)?.rollback(reason)?;
+    println!(
+        "rolled back {} → {}: {}",
+        record.version, record.restored, record.reason
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `update install-staged` (root, package installs).
+pub async fn update_install_staged(state_dir: &Path) -> Result<ExitCode> {
+    init_logging(None);
+    let opts = crate::update::StagedInstall::package_defaults(state_dir);
+    match crate::update::install_staged(&opts).await? {
+        crate::update::StagedInstallOutcome::NothingStaged => println!("nothing staged"),
+        crate::update::StagedInstallOutcome::Installed(p) => println!("installed {}", p.version),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `demo`: see [`crate::demo`].
 #[cfg(feature = "demo")]
-pub async fn demo(dir: PathBuf) -> Result<ExitCode> {
-    crate::demo::run(&dir).await
+pub async fn demo(dir: PathBuf, tour: bool) -> Result<ExitCode> {
+    crate::demo::run(&dir, tour).await
 }
 
 #[cfg(not(feature = "demo"))]
-pub async fn demo(_dir: PathBuf) -> Result<ExitCode> {
+pub async fn demo(_dir: PathBuf, _tour: bool) -> Result<ExitCode> {
     bail!("this build has no demo (built without the `demo` feature)")
 }

@@ -42,6 +42,8 @@ pub const DEFAULT_SCHEMA: &str = "arbosync";
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(2 * 3600);
 const DEFAULT_FULL_RECONCILE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// How long running runs get to finish at shutdown (systemd's stop timeout is longer).
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 const DEFAULT_UPDATE_CHECK_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_MAX_CONCURRENT_EMPLOYERS: usize = 4;
 const DEFAULT_REQUESTS_PER_SECOND: f64 = 5.0;
@@ -88,6 +90,8 @@ pub struct AgentSettings {
     pub interval: Duration,
     /// Interval of the full fetch with soft-delete detection.
     pub full_reconcile_interval: Duration,
+    /// At SIGTERM, running runs get this long to finish before they are abandoned.
+    pub shutdown_grace: Duration,
     /// At least 1.
     pub max_concurrent_employers: usize,
     /// Users allowed to send mutating requests over the control socket.
@@ -416,6 +420,7 @@ struct RawAgent {
     log_level: S<String>,
     interval: S<String>,
     full_reconcile_interval: S<String>,
+    shutdown_grace: S<String>,
     max_concurrent_employers: S<i64>,
     admin_users: S<Vec<Principal>>,
     admin_groups: S<Vec<Principal>>,
@@ -833,6 +838,11 @@ impl<'a> Parser<'a> {
             "agent.full_reconcile_interval",
             DEFAULT_FULL_RECONCILE_INTERVAL,
         );
+        let grace = self.duration(
+            &raw.shutdown_grace,
+            "agent.shutdown_grace",
+            DEFAULT_SHUTDOWN_GRACE,
+        );
         let max = self.positive_count(
             &raw.max_concurrent_employers,
             "agent.max_concurrent_employers",
@@ -849,6 +859,7 @@ impl<'a> Parser<'a> {
             log_level: log_level?,
             interval: interval?,
             full_reconcile_interval: full?,
+            shutdown_grace: grace?,
             max_concurrent_employers: max?,
             admin_users,
             admin_groups,

@@ -1,11 +1,16 @@
 //! `arbosync-agent demo`: the newcomer's tour. Starts the Loket simulator in-process with a few
-//! employers, writes a configuration into the demo directory, stores the simulator's refresh token
-//! encrypted, runs a full sync into `<dir>/arbodienst.db`, then changes some data at the "source"
-//! (a new sick report, a partial recovery, an hours change) and runs an incremental sync that picks
-//! up exactly those changes. Everything stays in the directory for inspection.
+//! employers, writes a configuration into the demo directory and stores the simulator's refresh
+//! token encrypted. Then, on a terminal, it runs the real service (scheduler, control socket) and
+//! opens the dashboard on it while the simulator keeps producing changes (sick reports,
+//! recoveries, hours changes); quitting the dashboard stops everything. Without a terminal (or
+//! with `--tour`) it prints a scripted tour instead: a full sync, a few changes at the source, and
+//! an incremental sync that picks up exactly those. The SQLite file `<dir>/arbodienst.db` stays
+//! for inspection either way.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Days;
@@ -19,29 +24,146 @@ use crate::sync::{PassOptions, sync_pass};
 const DEMO_SEED: u64 = 2026;
 const DEMO_EMPLOYERS: usize = 4;
 
-pub async fn run(dir: &Path) -> Result<ExitCode> {
-    init_logging(Some("warn"));
+/// Seconds between two changes the simulator makes while the dashboard is open.
+const LIVE_CHANGE_EVERY: Duration = Duration::from_secs(6);
+
+/// The live demo when standard output is a terminal and `tour` is not asked for; else the tour.
+pub async fn run(dir: &Path, tour: bool) -> Result<ExitCode> {
+    if tour || !std::io::stdout().is_terminal() {
+        return run_tour(dir).await;
+    }
+    run_live(dir).await
+}
+
+/// The service and the dashboard on a simulated Loket that keeps changing.
+async fn run_live(dir: &Path) -> Result<ExitCode> {
+    let (dir, sim, config_path) = prepare(dir, true).await?;
+    let socket = dir.join("agent.sock");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let service = tokio::spawn({
+        let options = crate::service::ServiceOptions {
+            shutdown: shutdown.clone(),
+            stderr_logs: false,
+        };
+        let config_path = config_path.clone();
+        async move { crate::service::run_with(&config_path, options).await }
+    });
+    // Wait for the control socket before the dashboard connects (it would retry anyway).
+    for _ in 0..100 {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() || service.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let source = tokio::spawn(keep_changing(sim.state(), sim.employer_ids.clone()));
+    let dashboard = arbosync_tui::dashboard::run(socket).await;
+    source.abort();
+    shutdown.cancel();
+    let served = service.await;
+    sim.shutdown().await;
+    dashboard?;
+    match served {
+        Ok(result) => {
+            result?;
+        }
+        Err(e) => anyhow::bail!("the demo service task failed: {e}"),
+    }
+    let db = dir.join("arbodienst.db");
+    println!("The demo database stays for inspection: {}", db.display());
+    println!(
+        "  sqlite3 {} 'select seq, entity, op, changed_fields from mutation order by seq desc limit 10'",
+        db.display()
+    );
+    println!("Logs: {}", dir.join("logs").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes one change at the source every few seconds, cycling through the kinds of change an
+/// arbodienst sees: new sick reports, partial and full recoveries, and hours changes.
+async fn keep_changing(handle: loket_sim::SimHandle, employers: Vec<String>) {
+    let mut step = 0usize;
+    loop {
+        tokio::time::sleep(LIVE_CHANGE_EVERY).await;
+        let world = handle.truth();
+        let today = world.today;
+        let employer = employers
+            .get(step % employers.len().max(1))
+            .and_then(|s| Uuid::parse_str(s).ok());
+        let of_employer = |employee: Uuid| {
+            world
+                .employees
+                .get(&employee)
+                .is_some_and(|e| Some(e.employer_id) == employer)
+        };
+        let open = world
+            .absences
+            .values()
+            .find(|a| a.end_of_absence.is_none() && of_employer(a.employee_id));
+        let _ = match step % 4 {
+            0 => world
+                .employees
+                .values()
+                .find(|e| {
+                    Some(e.employer_id) == employer
+                        && e.absence_ids.iter().all(|a| {
+                            world
+                                .absences
+                                .get(a)
+                                .is_none_or(|x| x.end_of_absence.is_some())
+                        })
+                })
+                .map(|e| handle.create_absence(e.id, today, None, None).map(|_| ())),
+            1 => open.map(|a| handle.add_absence_progress(a.id, today, 50).map(|_| ())),
+            2 => open.map(|a| handle.close_absence(a.id, today, None).map(|_| ())),
+            _ => world
+                .employments
+                .values()
+                .find(|e| e.end_date.is_none() && of_employer(e.employee_id))
+                .map(|e| {
+                    handle
+                        .add_working_hours(e.id, today + Days::new(1), 32.0 - (step % 3) as f64 * 4.0)
+                        .map(|_| ())
+                }),
+        };
+        step += 1;
+    }
+}
+
+/// Starts the simulator, writes the configuration and stores the token.
+async fn prepare(
+    dir: &Path,
+    live: bool,
+) -> Result<(std::path::PathBuf, loket_sim::RunningSim, std::path::PathBuf)> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
-
     let sim = loket_sim::start(loket_sim::SimConfig {
         seed: DEMO_SEED,
         employers: DEMO_EMPLOYERS,
         employees_per_employer: 40,
+        latency_ms: if live { 20 } else { 0 },
         ..Default::default()
     })
     .await
     .context("cannot start the Loket simulator")?;
-
     let config_path = dir.join("agent.toml");
-    std::fs::write(&config_path, demo_config(&dir, &sim))
+    std::fs::write(&config_path, demo_config(&dir, &sim, live))
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let cfg = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let stores = open_stores(&cfg).await?;
+    std::fs::create_dir_all(&cfg.agent.state_dir)?;
     // A fresh simulator issues a fresh refresh token: store it as `connect --refresh-token-stdin` would.
-    stores.secrets.save("demo", &sim.refresh_token)?;
+    crate::secrets::SecretStore::open(&cfg.agent.state_dir)?.save("demo", &sim.refresh_token)?;
+    Ok((dir, sim, config_path))
+}
+
+/// The scripted tour, printed.
+async fn run_tour(dir: &Path) -> Result<ExitCode> {
+    init_logging(Some("warn"));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (_, sim, config_path) = prepare(dir, false).await?;
+    let cfg = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stores = open_stores(&cfg).await?;
 
     println!(
         "arbosync demo: simulated Loket at {} with {} employers",
@@ -84,7 +206,12 @@ pub async fn run(dir: &Path) -> Result<ExitCode> {
     .await?;
     print_summary(&cfg, &outcomes);
 
-    let db = dir.join("arbodienst.db");
+    let db = cfg
+        .agent
+        .state_dir
+        .parent()
+        .unwrap_or(&cfg.agent.state_dir)
+        .join("arbodienst.db");
     println!();
     println!("The database stays for inspection: {}", db.display());
     println!(
@@ -95,14 +222,23 @@ pub async fn run(dir: &Path) -> Result<ExitCode> {
     Ok(exit_code(&outcomes))
 }
 
-fn demo_config(dir: &Path, sim: &loket_sim::RunningSim) -> String {
+fn demo_config(dir: &Path, sim: &loket_sim::RunningSim, live: bool) -> String {
+    // Live: short intervals so the dashboard shows runs coming and going.
+    let schedule = if live {
+        format!(
+            "interval = \"15s\"\nfull_reconcile_interval = \"5m\"\nlog_dir = \"{}\"\nshutdown_grace = \"3s\"\n",
+            dir.join("logs").display()
+        )
+    } else {
+        String::new()
+    };
     let mut text = format!(
         r#"# Written by `arbosync-agent demo`; the simulator's address changes every run.
 [agent]
 state_dir = "{state}"
 socket = "{socket}"
 max_concurrent_employers = 2
-
+{schedule}
 [database]
 url = "sqlite://{db}"
 

@@ -21,6 +21,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The service: scheduler, control socket and updater; stops cleanly on SIGTERM/SIGINT.
+    Run {
+        #[arg(long, env = "ARBOSYNC_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate the configuration file and print its problems (exit 0 when valid, 1 otherwise).
     CheckConfig {
         #[arg(long, env = "ARBOSYNC_CONFIG")]
@@ -52,6 +57,10 @@ enum Command {
         /// Read a refresh token from standard input instead of the interactive consent.
         #[arg(long)]
         refresh_token_stdin: bool,
+        /// The redirect URI registered with the Loket client. A loopback http URI gets a
+        /// listener; otherwise paste the URL the browser ends on.
+        #[arg(long, conflicts_with = "refresh_token_stdin")]
+        redirect_uri: Option<String>,
     },
     /// Delete every row of an employer from the database, and its local state.
     Purge {
@@ -63,11 +72,49 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// The release channel by hand: check, apply, roll back.
+    Update {
+        #[command(subcommand)]
+        action: UpdateAction,
+    },
     /// The newcomer's tour: a simulated Loket synced into ./arbosync-demo/arbodienst.db.
     Demo {
         /// Where the demo keeps its database, state and config.
         #[arg(long, default_value = "arbosync-demo")]
         dir: PathBuf,
+        /// Print the scripted tour instead of opening the dashboard (the default without a
+        /// terminal).
+        #[arg(long)]
+        tour: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpdateAction {
+    /// Ask the channel; print the outcome and the updater's state (`--json` for scripts).
+    Check {
+        #[arg(long, env = "ARBOSYNC_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check, download, verify and install a newer release; the service restarts into it.
+    Apply {
+        #[arg(long, env = "ARBOSYNC_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Put the previous binaries back and keep the current version from coming back.
+    Rollback {
+        #[arg(long, env = "ARBOSYNC_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "rolled back by hand")]
+        reason: String,
+    },
+    /// Root side of a package install (run by arbosync-agent-update.service): verify the staged
+    /// release again and swap it into place.
+    InstallStaged {
+        #[arg(long, default_value = "/var/lib/arbosync")]
+        state_dir: PathBuf,
     },
 }
 
@@ -85,6 +132,25 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Run { config } => arbosync_agent::service::run(&cli::config_path(config))
+                .await
+                .map(|exit| match exit {
+                    arbosync_agent::service::ServiceExit::Stopped => ExitCode::SUCCESS,
+                    // systemd restarts on this code (RestartForceExitStatus) into the new binary.
+                    arbosync_agent::service::ServiceExit::RestartForUpdate => {
+                        ExitCode::from(arbosync_agent::update::EXIT_CODE_RESTART)
+                    }
+                }),
+            Command::Update { action } => match action {
+                UpdateAction::Check { config, json } => cli::update_check(config, json).await,
+                UpdateAction::Apply { config } => cli::update_apply(config).await,
+                UpdateAction::Rollback { config, reason } => {
+                    cli::update_rollback(config, &reason).await
+                }
+                UpdateAction::InstallStaged { state_dir } => {
+                    cli::update_install_staged(&state_dir).await
+                }
+            },
             Command::CheckConfig { config } => cli::check_config(config).await,
             Command::Sync {
                 once,
@@ -104,15 +170,19 @@ fn main() -> ExitCode {
                 name,
                 config,
                 refresh_token_stdin,
-            } => cli::connect(config, &name, refresh_token_stdin).await,
+                redirect_uri,
+            } => cli::connect(config, &name, refresh_token_stdin, redirect_uri).await,
             Command::Purge {
                 employer,
                 config,
                 yes,
             } => cli::purge(config, &employer, yes).await,
-            Command::Demo { dir } => cli::demo(dir).await,
+            Command::Demo { dir, tour } => cli::demo(dir, tour).await,
         }
     });
+    // A blocking read of standard input (the consent's paste prompt) may still be waiting;
+    // everything the command awaited is done, so do not wait for it forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => code,
         Err(e) => {
