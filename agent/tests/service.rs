@@ -295,6 +295,19 @@ async fn schedules_manual_runs_and_pause_survive_a_restart() {
     let e = env.employer(&a);
     assert_eq!(e["health"], "ok");
     assert!(e["next_run_at"].is_string(), "next run shown: {e}");
+    // After a sync the name is Loket's, and the live rows per table are shown.
+    let truth = env.sims[0].state().truth();
+    let loket_name = truth
+        .employers
+        .iter()
+        .find(|x| x.id.to_string() == a)
+        .map(|x| x.company_name.clone())
+        .expect("employer in truth");
+    assert_eq!(e["name"], loket_name.as_str());
+    assert!(
+        e["entity_counts"]["employee"].as_u64().unwrap_or(0) > 0,
+        "rows per table: {e}"
+    );
     // And again on the interval, without being asked.
     let before = env.runs_of(&b);
     wait_until(Duration::from_secs(30), "a scheduled second run", || {

@@ -36,6 +36,7 @@ macro_rules! scenarios {
 
 scenarios!(
     every_contract_column_exists,
+    employer_overview_counts_live_rows,
     migrations_are_idempotent,
     refuses_a_newer_schema,
     insert_update_unchanged_with_exact_journal,

@@ -3,7 +3,7 @@
 //! and the socket both work through it; it converts the agent's internal types into the wire
 //! types of `arbosync-shared`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -41,6 +41,8 @@ struct Slot {
     /// When `needs_reconnect` was seen: the token file's modification time then, so a new
     /// consent (which rewrites the file) lets the schedule resume.
     reconnect_token_mtime: Option<Option<SystemTime>>,
+    /// Name and live rows from the database, refreshed after each run.
+    overview: crate::sink::EmployerOverview,
 }
 
 /// A run the scheduler should start now.
@@ -146,6 +148,7 @@ impl Hub {
             failures: 0,
             manual: None,
             reconnect_token_mtime: None,
+            overview: Default::default(),
         }
     }
 
@@ -436,6 +439,31 @@ impl Hub {
             .map_err(|e| format!("connection `{connection}` cannot be used: {e}"))?;
         inner.clients.insert(connection.to_string(), client.clone());
         Ok(client)
+    }
+
+    /// Reads the employer's name and live row counts from the database (after a run, and at
+    /// start-up). A failure only leaves the previous figures.
+    pub async fn refresh_overview(&self, employer: Uuid) {
+        match self
+            .stores
+            .sink
+            .employer_overview(&employer.to_string())
+            .await
+        {
+            Ok(overview) => {
+                if let Some(slot) = self.lock().slots.get_mut(&employer) {
+                    slot.overview = overview;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%employer, error = %e, "could not read the employer overview")
+            }
+        }
+    }
+
+    /// Every configured employer, for start-up refreshes.
+    pub fn employer_ids(&self) -> Vec<Uuid> {
+        self.lock().config.employers.iter().map(|e| e.id).collect()
     }
 
     /// The run going on for `employer`, if any.
@@ -780,7 +808,12 @@ impl Hub {
         let schedulable = e.active && !status.paused && !status.needs_reconnect;
         Some(wire::EmployerView {
             id,
-            name: e.name.clone().unwrap_or_else(|| id.to_string()),
+            // Loket's name once synced; the config's label before that.
+            name: slot
+                .as_ref()
+                .and_then(|s| s.overview.name.clone())
+                .or_else(|| e.name.clone())
+                .unwrap_or_else(|| id.to_string()),
             connection: e.connection.clone(),
             health,
             active: e.active,
@@ -795,12 +828,15 @@ impl Hub {
             },
             running,
             recent_runs: runs,
+            entity_counts: slot
+                .as_ref()
+                .map(|s| s.overview.live_rows.clone())
+                .unwrap_or_default(),
             next_run_at: slot.filter(|_| schedulable).map(|s| s.next_run_at),
             last_full_reconcile: cursor.and_then(|c| c.last_full_reconcile),
             last_error: status.last_error,
             last_error_at: status.last_error_at,
             retry_queue: retry,
-            entity_counts: BTreeMap::new(),
         })
     }
 }

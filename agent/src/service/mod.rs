@@ -88,6 +88,9 @@ pub async fn run_with(config_path: &Path, options: ServiceOptions) -> Result<Ser
             started_at: Utc::now(),
         },
     );
+    for id in hub.employer_ids() {
+        hub.refresh_overview(id).await;
+    }
     if let Some(from) = &state_report.recovered_from {
         hub.add_alert(format!(
             "the state store was unusable ({}) and was rebuilt; the old one is at {}; every employer gets a full reconciliation",
@@ -229,7 +232,10 @@ async fn update_loop(
     let check_every = settings.check_interval.max(Duration::from_secs(60));
     let mut next_check = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        if settings.enabled && settings.manifest_url.is_some() && tokio::time::Instant::now() >= next_check {
+        if settings.enabled
+            && settings.manifest_url.is_some()
+            && tokio::time::Instant::now() >= next_check
+        {
             next_check = tokio::time::Instant::now() + check_every;
             match updater.update().await {
                 Ok(outcome) => info!(?outcome, "release channel checked"),
@@ -374,6 +380,7 @@ async fn run_one(hub: Arc<Hub>, start: Start, abandon: CancellationToken) {
             None
         }
     };
+    hub.refresh_overview(employer_id).await;
     hub.on_finished(employer_id, outcome.as_ref());
     notify::status(&format!("{} run(s) in progress", hub.running_count()));
 }

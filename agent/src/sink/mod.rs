@@ -141,6 +141,42 @@ pub struct JournalRow {
     pub run_id: String,
 }
 
+/// The tables counted in [`EmployerOverview::live_rows`].
+pub const COUNTED_TABLES: &[&str] = &[
+    "department",
+    "employee",
+    "employment",
+    "employment_department_period",
+    "employment_workweek_period",
+    "employment_salary_period",
+    "absence",
+    "absence_progress",
+];
+
+/// What the dashboard shows of an employer's stored data: its name and live rows per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmployerOverview {
+    /// The employer's name as Loket reports it (after its first sync).
+    pub name: Option<String>,
+    pub live_rows: std::collections::BTreeMap<String, u64>,
+}
+
+/// `SELECT name, count...` over [`COUNTED_TABLES`] for one employer (`$1`/`?1`); `table`
+/// qualifies a table name for the backend.
+fn overview_sql(table: impl Fn(&str) -> String, param: &str) -> String {
+    let mut sql = format!(
+        "SELECT 'employer' AS t, (SELECT name FROM {} WHERE id = {param}) AS name, 0 AS n",
+        table("employer")
+    );
+    for t in COUNTED_TABLES {
+        sql.push_str(&format!(
+            " UNION ALL SELECT '{t}', NULL, count(*) FROM {} WHERE employer_id = {param} AND deleted_at IS NULL",
+            table(t)
+        ));
+    }
+    sql
+}
+
 /// A stored, live employment as the sync needs it for scoping and absence matching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEmployment {
@@ -704,6 +740,20 @@ impl Sink {
     }
 
     /// The employee numbers the case-management application watches for this employer.
+    /// The employer's name and live rows per table, for the dashboard.
+    pub async fn employer_overview(
+        &self,
+        employer_id: &str,
+    ) -> Result<EmployerOverview, SinkError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.employer_overview(employer_id).await,
+            Backend::Postgres(p) => {
+                p.reset_on_transient(p.employer_overview(employer_id).await)
+                    .await
+            }
+        }
+    }
+
     pub async fn case_watch_employee_numbers(
         &self,
         employer_id: &str,

@@ -620,6 +620,31 @@ impl PgSink {
             .map_err(q(context))
     }
 
+    pub(crate) async fn employer_overview(
+        &self,
+        employer_id: &str,
+    ) -> Result<super::EmployerOverview, SinkError> {
+        let context = "reading the employer overview";
+        let guard = self.lock(context).await?;
+        let client = connected(&guard, context)?;
+        let sql = super::overview_sql(|t| self.inner.sql.table(t), "$1");
+        let rows = client
+            .query(&sql, &[&employer_id])
+            .await
+            .map_err(q(context))?;
+        let mut out = super::EmployerOverview::default();
+        for row in &rows {
+            let table: String = row.try_get(0).map_err(q(context))?;
+            if table == "employer" {
+                out.name = row.try_get(1).map_err(q(context))?;
+            } else {
+                let n: i64 = row.try_get(2).map_err(q(context))?;
+                out.live_rows.insert(table, n.max(0) as u64);
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn case_watch_employee_numbers(
         &self,
         employer_id: &str,

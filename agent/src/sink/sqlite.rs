@@ -431,6 +431,38 @@ impl SqliteSink {
         .await
     }
 
+    pub(crate) async fn employer_overview(
+        &self,
+        employer_id: &str,
+    ) -> Result<super::EmployerOverview, SinkError> {
+        let employer_id = employer_id.to_owned();
+        self.run(move |conn, _| {
+            let context = "reading the employer overview";
+            let sql = super::overview_sql(|t| t.to_string(), "?1");
+            let mut stmt = conn.prepare_cached(&sql).map_err(q(context))?;
+            let rows = stmt
+                .query_map([&employer_id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(q(context))?;
+            let mut out = super::EmployerOverview::default();
+            for row in rows {
+                let (table, name, n) = row.map_err(q(context))?;
+                if table == "employer" {
+                    out.name = name;
+                } else {
+                    out.live_rows.insert(table, n.max(0) as u64);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub(crate) async fn case_watch_employee_numbers(
         &self,
         employer_id: &str,

@@ -1060,3 +1060,28 @@ pub async fn read_api_for_the_sync(h: &Harness) {
     sink.mark_synced(ER).await.expect("mark synced");
     assert!(h.raw.text(synced, synced).await.is_some());
 }
+
+pub async fn employer_overview_counts_live_rows(h: &Harness) {
+    let sink = &h.sink;
+    let empty = sink.employer_overview(ER).await.expect("overview");
+    assert_eq!(empty.name, None);
+    assert!(empty.live_rows.values().all(|n| *n == 0), "{empty:?}");
+    let mut batch = vec![employer(), department("dept-1", "Verkoop")];
+    batch.extend(full_person(1));
+    batch.extend(full_person(2));
+    sink.apply(RUN, batch).await.expect("apply");
+    sink.soft_delete(RUN, Entity::Absence, ER, &["ab-2".to_owned()])
+        .await
+        .expect("soft delete");
+    let o = sink.employer_overview(ER).await.expect("overview");
+    assert_eq!(o.name.as_deref(), Some("Voorbeeld B.V."));
+    let n = |t: &str| o.live_rows.get(t).copied();
+    assert_eq!(n("department"), Some(1));
+    assert_eq!(n("employee"), Some(2));
+    assert_eq!(n("employment"), Some(2));
+    assert_eq!(n("employment_salary_period"), Some(2));
+    // The soft-deleted absence and its progress are not live.
+    assert_eq!(n("absence"), Some(1));
+    assert_eq!(n("absence_progress"), Some(1));
+    assert_eq!(o.live_rows.len(), arbosync_agent::sink::COUNTED_TABLES.len());
+}
