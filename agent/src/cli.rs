@@ -256,7 +256,11 @@ fn updater(cfg: &Config) -> Result<crate::update::Updater> {
     };
     let (state, _) = StateStore::open_with(StateStore::default_dir(&cfg.agent.state_dir), options)
         .context("cannot open the state store (is the service running? it checks for updates by itself; see `arbosync status`)")?;
-    Ok(crate::update::Updater::new(&cfg.update, &cfg.agent.state_dir, state)?)
+    Ok(crate::update::Updater::new(
+        &cfg.update,
+        &cfg.agent.state_dir,
+        state,
+    )?)
 }
 
 /// `update check`.
@@ -288,7 +292,10 @@ pub async fn update_check(config: Option<PathBuf>, json: bool) -> Result<ExitCod
             println!("pending: {p}");
         }
         if let Some(r) = &status.last_rollback {
-            println!("last rollback: {} → {} ({})", r.version, r.restored, r.reason);
+            println!(
+                "last rollback: {} → {} ({})",
+                r.version, r.restored, r.reason
+            );
         }
     }
     Ok(if outcome.is_ok() {
@@ -310,7 +317,9 @@ pub async fn update_apply(config: Option<PathBuf>) -> Result<ExitCode> {
         }
         crate::update::UpdateOutcome::Applied(a) => {
             println!("{a:?}");
-            println!("start (or restart) the service to run the new version; it rolls back by itself if the new version does not become healthy");
+            println!(
+                "start (or restart) the service to run the new version; it rolls back by itself if the new version does not become healthy"
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -121,7 +121,11 @@ async fn keep_changing(handle: loket_sim::SimHandle, employers: Vec<String>) {
                 .find(|e| e.end_date.is_none() && of_employer(e.employee_id))
                 .map(|e| {
                     handle
-                        .add_working_hours(e.id, today + Days::new(1), 32.0 - (step % 3) as f64 * 4.0)
+                        .add_working_hours(
+                            e.id,
+                            today + Days::new(1),
+                            32.0 - (step % 3) as f64 * 4.0,
+                        )
                         .map(|_| ())
                 }),
         };
@@ -133,7 +137,11 @@ async fn keep_changing(handle: loket_sim::SimHandle, employers: Vec<String>) {
 async fn prepare(
     dir: &Path,
     live: bool,
-) -> Result<(std::path::PathBuf, loket_sim::RunningSim, std::path::PathBuf)> {
+) -> Result<(
+    std::path::PathBuf,
+    loket_sim::RunningSim,
+    std::path::PathBuf,
+)> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir
         .canonicalize()

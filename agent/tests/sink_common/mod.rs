@@ -1083,5 +1083,8 @@ pub async fn employer_overview_counts_live_rows(h: &Harness) {
     // The soft-deleted absence and its progress are not live.
     assert_eq!(n("absence"), Some(1));
     assert_eq!(n("absence_progress"), Some(1));
-    assert_eq!(o.live_rows.len(), arbosync_agent::sink::COUNTED_TABLES.len());
+    assert_eq!(
+        o.live_rows.len(),
+        arbosync_agent::sink::COUNTED_TABLES.len()
+    );
 }
