@@ -809,3 +809,51 @@ async fn systemd_gets_ready_status_watchdog_and_stopping() {
     }
     assert!(rest.contains("STOPPING=1"), "STOPPING sent: {rest}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installed_newer_release_makes_the_service_exit_75_between_runs() {
+    let env = Env::new(vec![sim_config(20, 1, 0)]).await;
+    let employers = emps(&env.sims[0], "sim0");
+    env.write_config("1h", &employers, "");
+    env.connect("sim0", &env.sims[0].refresh_token);
+    let mut agent = env.start();
+    let id = employers[0].id.clone();
+    wait_until(Duration::from_secs(30), "the first run", || {
+        last_outcome(&env.employer(&id)) == "ok"
+    });
+    // What an in-place swap leaves behind: a pending record for a newer installed version.
+    let update_dir = env.dir.path().join("state").join("update");
+    std::fs::create_dir_all(&update_dir).expect("update dir");
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 900;
+    std::fs::write(
+        update_dir.join("pending"),
+        format!(
+            "version=9.9.9\nprevious_version={}\ndeadline={deadline}\ninstall_dir={}\n",
+            env!("CARGO_PKG_VERSION"),
+            env.dir.path().display()
+        ),
+    )
+    .expect("pending record");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = agent.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the service did not restart for the installed release"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        status.code(),
+        Some(i32::from(arbosync_agent::update::EXIT_CODE_RESTART)),
+        "exit code for systemd's RestartForceExitStatus"
+    );
+    let stderr = std::fs::read_to_string(env.dir.path().join("agent.stderr")).expect("stderr");
+    assert!(stderr.contains("restart required"), "the reason is logged");
+}
