@@ -532,9 +532,9 @@ async fn read_body(mut response: reqwest::Response, path: &str) -> Result<Vec<u8
     }
 }
 
-/// Keeps Loket's message to printable characters and a sane length.
+/// Keeps Loket's message to printable characters, a sane length and no long numbers.
 fn clean_text(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(300).collect()
+    super::error::scrub_text(text)
 }
 
 /// Describes a JSON error by category and position, never by the offending value (serde's

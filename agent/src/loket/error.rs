@@ -181,12 +181,42 @@ impl TokenStoreError {
     }
 }
 
+/// Loket's own text, made safe to log and show: printable characters, at most 300 of them,
+/// and every run of 8 or more digits (a BSN, an account or phone number that Loket might echo
+/// from the request) replaced by `<number>`. A last line of defence: arbosync never sends
+/// such values, but Loket's messages are outside its control.
+pub fn scrub_text(text: &str) -> String {
+    let cleaned: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    let mut out = String::with_capacity(cleaned.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 8 {
+            out.push_str("<number>");
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in cleaned.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
 fn describe_messages(messages: &[ApiMessage]) -> String {
     let parts: Vec<String> = messages
         .iter()
         .map(|m| {
-            let kind = m.kind.as_deref().unwrap_or("message");
-            let description = m.description.as_deref().unwrap_or("(no description)");
+            let kind = m.kind.as_deref().map(scrub_text);
+            let kind = kind.as_deref().unwrap_or("message");
+            let description = m.description.as_deref().map(scrub_text);
+            let description = description.as_deref().unwrap_or("(no description)");
             match m.code {
                 Some(code) => format!("{kind} {code}: {description}"),
                 None => format!("{kind}: {description}"),
@@ -253,6 +283,17 @@ mod tests {
         };
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
         assert!(e.to_string().contains("retry after 7 s"));
+    }
+
+    #[test]
+    fn loket_text_loses_long_numbers_and_control_characters() {
+        assert_eq!(
+            scrub_text("BSN 123456782 is ongeldig\n"),
+            "BSN <number> is ongeldig"
+        );
+        assert_eq!(scrub_text("code 1234567 ok"), "code 1234567 ok");
+        assert_eq!(scrub_text("999999990"), "<number>");
+        assert_eq!(scrub_text(&"x".repeat(400)).len(), 300);
     }
 
     #[test]
