@@ -41,6 +41,7 @@ expect -rwxr-xr-x usr/lib/arbosync/arbosync-update-guard
 expect -rwxr-xr-x usr/lib/arbosync/arbosync-update-swap
 expect -rw-r--r-- usr/share/doc/arbosync/README-install.md
 expect -rw-r--r-- usr/share/doc/arbosync/KEYS.md
+expect -rw-r--r-- usr/share/doc/arbosync/postgres-roles.sql
 
 ctl="$out/control"
 dpkg-deb --control "$deb" "$ctl"

@@ -254,6 +254,19 @@ impl TokenEndpoint {
     }
 }
 
+/// Test hook: with `ARBOSYNC_FAILPOINT=after-token-response` the process exits (code 86, no
+/// destructors) after Loket answered with a rotated refresh token and before it is saved, as a
+/// crash at that moment would. The variable is read once.
+fn failpoint_after_token_response() {
+    static ARMED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ARMED.get_or_init(|| {
+        std::env::var("ARBOSYNC_FAILPOINT").is_ok_and(|v| v == "after-token-response")
+    }) {
+        eprintln!("failpoint after-token-response: exiting");
+        std::process::exit(86);
+    }
+}
+
 /// Keeps an OAuth error code to the RFC 6749 character set and a sane length, so nothing else
 /// from the body can travel in an error message.
 fn sanitize_error_code(code: &str) -> String {
@@ -265,6 +278,9 @@ fn sanitize_error_code(code: &str) -> String {
 
 /// A short class of a transport error, without its message (which may contain the URL).
 pub(crate) fn transport_class(e: &reqwest::Error) -> &'static str {
+    if let Some(class) = tls_class(e) {
+        return class;
+    }
     if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -276,6 +292,62 @@ pub(crate) fn transport_class(e: &reqwest::Error) -> &'static str {
     } else {
         "transport error"
     }
+}
+
+/// The class of a TLS failure found in the error's source chain, if it is one. Classified from
+/// rustls' error text (the agent does not depend on rustls directly), into fixed phrases: the
+/// certificate details rustls prints (names, times) are not repeated.
+fn tls_class(e: &reqwest::Error) -> Option<&'static str> {
+    let mut chain: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        chain.push(err.to_string());
+        current = err.source();
+    }
+    let text = chain.join(" / ");
+    if text.contains("invalid peer certificate") {
+        let reason = [
+            ("xpired", "TLS certificate rejected: expired"),
+            ("ot valid yet", "TLS certificate rejected: not valid yet"),
+            ("NotValidYet", "TLS certificate rejected: not valid yet"),
+            (
+                "ot valid for name",
+                "TLS certificate rejected: not valid for this host name",
+            ),
+            (
+                "NotValidForName",
+                "TLS certificate rejected: not valid for this host name",
+            ),
+            ("evoked", "TLS certificate rejected: revoked"),
+            (
+                "Signature",
+                "TLS certificate rejected: its signature does not verify",
+            ),
+            (
+                "UnknownIssuer",
+                "TLS certificate rejected: unknown issuer (not signed by a trusted CA; a private \
+                 CA must be named in the connection's ca_file)",
+            ),
+        ];
+        return Some(
+            reason
+                .iter()
+                .find(|(needle, _)| text.contains(needle))
+                .map_or("TLS certificate rejected", |(_, class)| class),
+        );
+    }
+    let handshake = [
+        "received fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+        "HandshakeFailure",
+        "InvalidMessage",
+        "corrupt message",
+    ];
+    handshake
+        .iter()
+        .any(|n| text.contains(n))
+        .then_some("TLS handshake failed")
 }
 
 struct Current {
@@ -408,6 +480,7 @@ impl TokenManager {
             refresh_at: Instant::now() + expires_in - refresh_margin(expires_in),
         };
         if let Some(refresh) = issued.refresh {
+            failpoint_after_token_response();
             if let Err(e) = self.store.save(&refresh).await {
                 tracing::error!(
                     "could not save the rotated loket refresh token; holding it in memory"

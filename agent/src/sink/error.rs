@@ -62,10 +62,19 @@ impl SinkError {
     /// Turns this error into a migration error for `version`, keeping transient errors as they are.
     pub(crate) fn into_migration(self, version: i64) -> SinkError {
         match self {
-            SinkError::Query { context, reason } => SinkError::Migration {
-                version,
-                reason: format!("{context}: {reason}"),
-            },
+            SinkError::Query { context, reason } => {
+                // A least-privilege runtime role (packaging/postgres-roles.sql) cannot migrate.
+                let hint = if reason.starts_with("SQLSTATE 42501") {
+                    "; this database role may not change the schema: run arbosync-agent once \
+                     as the schema owner (see packaging/postgres-roles.sql)"
+                } else {
+                    ""
+                };
+                SinkError::Migration {
+                    version,
+                    reason: format!("{context}: {reason}{hint}"),
+                }
+            }
             other => other,
         }
     }

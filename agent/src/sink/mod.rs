@@ -34,6 +34,7 @@ mod plan;
 mod postgres;
 mod sqlite;
 mod target;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 

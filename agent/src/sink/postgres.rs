@@ -7,6 +7,9 @@
 //! one more advisory lock, held to commit, so `mutation.seq` values become visible in increasing
 //! order (a consumer that remembers the last seq never skips a row committed later).
 //! Money is bound as text and cast to `numeric` (exact), dates as `DATE`, booleans as `BOOLEAN`.
+//!
+//! Connections are plain or TLS with full certificate verification, by the URL's `sslmode`
+//! (`tls.rs` has the rules: `require`/`verify-ca`/`verify-full` all verify chain and host name).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::str::FromStr;
@@ -18,11 +21,13 @@ use rust_decimal::Decimal;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::error::{self, SinkError};
 use super::migrations::{self, BOOTSTRAP, MIGRATIONS, POSTGRES, SUPPORTED_VERSION};
 use super::plan::{self, ApplyStats, Classified, Compared, JournalEntry, Op, Stored};
 use super::sqlite::check_record;
+use super::tls::{self, TlsMode};
 use super::{DeleteScope, JournalRow, Purge, RunCounts, RunKind, RunStatus};
 use crate::records::{self, ColumnDef, ColumnType, Entity, Record, Value};
 
@@ -227,6 +232,9 @@ impl Statements {
 
 struct Inner {
     config: Config,
+    /// The `sslmode` asked for, and the verifying connector when it means TLS.
+    tls_mode: TlsMode,
+    tls: Option<MakeRustlsConnect>,
     client: Mutex<Option<Client>>,
     sql: Statements,
 }
@@ -237,31 +245,114 @@ pub(crate) struct PgSink {
     inner: Arc<Inner>,
 }
 
-async fn open(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+/// Opens one connection: TLS through `tls` when given, plain otherwise.
+async fn open(
+    config: &Config,
+    tls: Option<&MakeRustlsConnect>,
+) -> Result<Client, tokio_postgres::Error> {
+    match tls {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await?;
+            drive(connection);
+            Ok(client)
+        }
+        None => {
+            let (client, connection) = config.connect(NoTls).await?;
+            drive(connection);
+            Ok(client)
+        }
+    }
+}
+
+/// Runs a connection's I/O in the background until it ends.
+fn drive<C>(connection: C)
+where
+    C: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
         }
     });
-    Ok(client)
+}
+
+/// Why connecting failed: a clear sentence for TLS failures, the classified error otherwise.
+fn connect_reason(context: &str, mode: TlsMode, e: tokio_postgres::Error) -> String {
+    tls::failure(&e, mode).unwrap_or_else(|| error::postgres(context, e).to_string())
+}
+
+/// The parsed URL (TLS parameters taken out first, see `tls.rs`), its `sslmode`, and the
+/// verifying connector when that means TLS. Never echoes the URL (it may hold a password).
+fn parse_url(url: &str) -> Result<(Config, TlsMode, Option<MakeRustlsConnect>), SinkError> {
+    let (stripped, params) = tls::split_url(url)?;
+    let mut config = Config::from_str(&stripped).map_err(|_| SinkError::InvalidUrl {
+        reason: "not a valid PostgreSQL connection string".to_owned(),
+    })?;
+    config.ssl_mode(params.mode.ssl_mode());
+    if !params.mode.uses_tls() {
+        return Ok((config, params.mode, None));
+    }
+    let mode = params.mode.name();
+    if config.get_hosts().is_empty() {
+        return Err(SinkError::InvalidUrl {
+            reason: format!(
+                "sslmode={mode} verifies the server's host name, but the url names only a \
+                 hostaddr: add the host name"
+            ),
+        });
+    }
+    if config
+        .get_hosts()
+        .iter()
+        .any(|h| matches!(h, tokio_postgres::config::Host::Unix(_)))
+    {
+        return Err(SinkError::InvalidUrl {
+            reason: format!(
+                "sslmode={mode} asks for TLS, which PostgreSQL does not offer on a Unix socket: \
+                 connect over TCP to the certificate's host name, or use sslmode=disable"
+            ),
+        });
+    }
+    let connector = tls::connector(params.root_cert.as_deref())?;
+    Ok((config, params.mode, Some(connector)))
+}
+
+/// Whether every host is this machine (a Unix socket or a loopback name/address).
+fn all_hosts_local(config: &Config) -> bool {
+    config.get_hosts().iter().all(|h| match h {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        tokio_postgres::config::Host::Unix(_) => true,
+    }) && config.get_hostaddrs().iter().all(|ip| ip.is_loopback())
 }
 
 impl PgSink {
     /// Connects and migrates. `schema` is the validated, quoted schema identifier.
     pub(crate) async fn connect(url: &str, schema: String) -> Result<PgSink, SinkError> {
-        let mut config = Config::from_str(url).map_err(|_| SinkError::InvalidUrl {
-            reason: "not a valid PostgreSQL connection string".to_owned(),
-        })?;
+        let (mut config, tls_mode, tls) = parse_url(url)?;
+        if tls_mode == TlsMode::Prefer && !all_hosts_local(&config) {
+            tracing::warn!(
+                "the PostgreSQL connection is not encrypted: add sslmode=verify-full to the \
+                 [database] url to use TLS (sslmode=disable silences this warning)"
+            );
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("arbosync-agent");
         }
-        let mut client = open(&config).await.map_err(|e| SinkError::Connect {
-            reason: error::postgres("connecting", e).to_string(),
-        })?;
+        let mut client = open(&config, tls.as_ref())
+            .await
+            .map_err(|e| SinkError::Connect {
+                reason: connect_reason("connecting", tls_mode, e),
+            })?;
         migrate(&mut client, &schema).await?;
         let sql = Statements {
             entities: Entity::ALL
@@ -273,6 +364,8 @@ impl PgSink {
         Ok(PgSink {
             inner: Arc::new(Inner {
                 config,
+                tls_mode,
+                tls,
                 client: Mutex::new(Some(client)),
                 sql,
             }),
@@ -296,11 +389,11 @@ impl PgSink {
         let mut guard = self.inner.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = None;
-            let client = open(&self.inner.config)
+            let client = open(&self.inner.config, self.inner.tls.as_ref())
                 .await
                 .map_err(|e| SinkError::Transient {
                     context: context.to_owned(),
-                    reason: error::postgres("reconnecting", e).to_string(),
+                    reason: connect_reason("reconnecting", self.inner.tls_mode, e),
                 })?;
             *guard = Some(client);
         }
