@@ -46,7 +46,7 @@ pub struct SyncContext {
     pub state: StateStore,
     /// "Today" for history windows and reference dates (UTC date; injectable for tests).
     pub today: NaiveDate,
-    /// Where a test can stop the process between the database commit and the cursor flush.
+    /// Where a test stops the process (`ARBOSYNC_FAILPOINT`; see [`FAILPOINTS`]).
     pub failpoint: Option<String>,
     /// Told when a run starts and as it moves through its phases (the service forwards this to
     /// the dashboard). Called inline, so it must be cheap and must not block.
@@ -76,7 +76,34 @@ pub enum RunPhase {
     },
 }
 
+/// The test hooks of a run, in the order a run passes them. The process exits at once with
+/// [`FAILPOINT_EXIT`] (no destructors, no flush), as a crash would leave it:
+/// - `before-apply`: everything is fetched, nothing of this run is applied;
+/// - `after-first-batch`: the first batch is committed, later batches, the reconciliation
+///   deletes and the retry queue are not;
+/// - `after-commit`: everything is committed, the cursor has not moved;
+/// - `after-cursor-flush`: the cursor is written and flushed, the run is not yet recorded as
+///   finished (history, `sync_run` row).
+pub const FAILPOINTS: [&str; 4] = [
+    "before-apply",
+    "after-first-batch",
+    "after-commit",
+    "after-cursor-flush",
+];
+
+/// The exit code of a failpoint.
+pub const FAILPOINT_EXIT: i32 = 86;
+
 impl SyncContext {
+    /// Exits the process when `name` is the configured failpoint (a string compare when one is
+    /// set, nothing otherwise).
+    fn failpoint(&self, name: &str) {
+        if self.failpoint.as_deref() == Some(name) {
+            eprintln!("failpoint {name}: exiting");
+            std::process::exit(FAILPOINT_EXIT);
+        }
+    }
+
     fn report(&self, employer_id: Uuid, run_id: Uuid, kind: RunKind, phase: RunPhase) {
         if let Some(hook) = &self.progress {
             hook(RunProgress {
@@ -147,6 +174,19 @@ impl Collected {
         self.failures
             .push((e.entity.to_string(), e.id.clone(), e.problem.to_string()));
     }
+    /// A permanent failure of a record that is fetched through a parent (an employment's
+    /// history record, an absence or its progress): queued under the parent (`entity`, `id`),
+    /// which later runs fetch again, with the record named in the reason. Once per parent.
+    fn fail_under(&mut self, entity: &str, id: &str, reason: String) {
+        if !self.failures.iter().any(|(e, i, _)| e == entity && i == id) {
+            self.failures
+                .push((entity.to_string(), id.to_string(), reason));
+        }
+    }
+}
+
+fn describe(e: &MapError) -> String {
+    format!("{} {}: {}", e.entity, e.id, e.problem)
 }
 
 /// The previously stored picture of an employer, read from the database at the start of a run.
@@ -385,9 +425,13 @@ async fn run_inner(
     ctx.sink.start_run(&run, &employer_id, kind).await?;
 
     let previous = cursor.as_ref().map(|c| c.employer_version);
-    let static_changed = full || previous.is_none_or(|p| hwm > p);
-    let stored = load_stored(ctx, &employer_id).await?;
     let retry = ctx.state.retry_entries(employer.id)?;
+    // Queued employments and employees are fetched again even when nothing moved at Loket.
+    let static_retry = retry
+        .iter()
+        .any(|r| r.entity == "employment" || r.entity == "employee" || r.entity == "employee_bsn");
+    let static_changed = full || previous.is_none_or(|p| hwm > p) || static_retry;
+    let stored = load_stored(ctx, &employer_id).await?;
 
     let mut out = Collected::default();
 
@@ -440,10 +484,15 @@ async fn run_inner(
         run_kind,
         RunPhase::Applying { done, total },
     );
+    ctx.failpoint("before-apply");
+    let mut first_batch = true;
     while !records.is_empty() {
         let rest = records.split_off(records.len().min(BATCH_SIZE));
         done += records.len() as u64;
         let stats = ctx.sink.apply(&run, records).await?;
+        if std::mem::take(&mut first_batch) {
+            ctx.failpoint("after-first-batch");
+        }
         ctx.report(
             employer.id,
             run_id,
@@ -476,6 +525,22 @@ async fn run_inner(
             .await?;
     }
 
+    // A full run read everything in scope again: queued entries it did not fail again are
+    // resolved (stored now, gone at the source, or out of scope).
+    if full {
+        out.resolved.extend(retry.iter().map(|r| r.key()));
+    }
+    // Queued employments that Loket no longer has.
+    out.resolved.extend(
+        fetched
+            .retry_gone
+            .iter()
+            .map(|(entity, id)| RetryKey::new(employer.id, entity.clone(), id.clone())),
+    );
+    // Only what was queued needs dropping.
+    let queued: HashSet<RetryKey> = retry.iter().map(|r| r.key()).collect();
+    out.resolved.retain(|k| queued.contains(k));
+
     // Permanent per-record failures go to the retry queue; the run is partial.
     let now = Utc::now();
     for (entity, id, reason) in &out.failures {
@@ -496,12 +561,7 @@ async fn run_inner(
     }
     counts.failed = out.failures.len() as u64;
 
-    if let Some(point) = &ctx.failpoint
-        && point == "after-commit"
-    {
-        // A test hook: die between the database commit and the cursor flush.
-        std::process::exit(86);
-    }
+    ctx.failpoint("after-commit");
 
     // 6. Only now move the cursor, and flush it.
     let mut next = cursor.unwrap_or_default();
@@ -516,6 +576,7 @@ async fn run_inner(
         next.last_incremental = Some(now);
     }
     ctx.state.set_cursor(employer.id, &next).await?;
+    ctx.failpoint("after-cursor-flush");
     Ok(counts)
 }
 
@@ -553,6 +614,8 @@ struct Fetched {
     employment_versions_max: i64,
     /// Employees whose employment (or the person itself) changed.
     changed_employees: HashSet<String>,
+    /// Retry-queue entries (entity, id) whose employment Loket no longer has.
+    retry_gone: Vec<(String, String)>,
 }
 
 async fn fetch_static(
@@ -583,6 +646,7 @@ async fn fetch_static(
         .filter(|r| r.entity == "employment" || r.entity.starts_with("employment_"))
         .map(|r| r.record_id.as_str())
         .collect();
+    let mut not_found: Vec<String> = Vec::new();
 
     match (full, previous) {
         (false, Some(prev)) => {
@@ -596,38 +660,69 @@ async fn fetch_static(
                 .unwrap_or(0);
             let mut ids: BTreeSet<String> = changed.into_iter().map(|v| v.id).collect();
             ids.extend(retry_employments.iter().map(|s| s.to_string()));
+            let mut one_by_one: Vec<String> = ids.iter().cloned().collect();
             if ids.len() > DETAIL_FETCH_LIMIT {
                 let all = c.employments(employer_id).await?;
                 f.employments = all.into_iter().filter(|e| ids.contains(&e.id)).collect();
+                // A row can be missing from a list that shifted while it was paged: the ones
+                // asked for and not seen are read one by one.
+                let seen: HashSet<&str> = f.employments.iter().map(|e| e.id.as_str()).collect();
+                one_by_one.retain(|id| !seen.contains(id.as_str()));
             } else {
-                let ids: Vec<String> = ids.into_iter().collect();
-                let max = c.max_parallel_requests();
-                let results: Vec<Option<wire::Employment>> = stream::iter(ids)
-                    .map(|id| async move {
-                        match c.employment(&id).await {
-                            Ok(e) => Ok(Some(e)),
-                            // Deleted since the version list was read: the full run soft-deletes it.
-                            Err(LoketError::NotFound { .. }) => Ok(None),
-                            Err(e) => Err(e),
-                        }
-                    })
-                    .buffer_unordered(max)
-                    .try_collect()
-                    .await?;
-                f.employments = results.into_iter().flatten().collect();
+                f.employments.clear();
             }
+            let (found, gone) = employments_by_id(ctx, one_by_one).await?;
+            f.employments.extend(found);
+            not_found = gone;
         }
         _ => {
             f.employments = c.employments(employer_id).await?;
             f.employments_complete = true;
         }
     }
+    f.retry_gone = retry
+        .iter()
+        .filter(|r| {
+            (r.entity == "employment" || r.entity.starts_with("employment_"))
+                && not_found.contains(&r.record_id)
+        })
+        .map(|r| (r.entity.clone(), r.record_id.clone()))
+        .collect();
     f.changed_employees = f
         .employments
         .iter()
         .filter_map(|e| e.employee.as_ref().and_then(|r| r.id.clone()))
         .collect();
     Ok(())
+}
+
+/// Reads employments one by one; the ids that answer 404 (deleted at Loket) come back apart.
+async fn employments_by_id(
+    ctx: &SyncContext,
+    ids: Vec<String>,
+) -> Result<(Vec<wire::Employment>, Vec<String>), RunError> {
+    let c = &ctx.client;
+    let results: Vec<(String, Option<wire::Employment>)> = stream::iter(ids)
+        .map(|id| async move {
+            match c.employment(&id).await {
+                Ok(e) => Ok((id, Some(e))),
+                // Deleted since the list was read: the full run soft-deletes it.
+                Err(LoketError::NotFound { .. }) => Ok((id, None)),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(c.max_parallel_requests())
+        .try_collect()
+        .await?;
+    let mut found = Vec::new();
+    let mut gone = Vec::new();
+    for (id, e) in results {
+        match e {
+            Some(e) => found.push(e),
+            None => gone.push(id),
+        }
+    }
+    Ok((found, gone))
 }
 
 /// Who is in scope for this run.
@@ -796,17 +891,43 @@ async fn map_static(
             None
         };
         match map::employee(&employer_id, e, bsn) {
-            Ok(r) => out.push(r),
+            Ok(r) => {
+                out.resolved
+                    .push(RetryKey::new(employer.id, "employee", e.id.clone()));
+                if bsns.contains_key(&e.id) {
+                    out.resolved
+                        .push(RetryKey::new(employer.id, "employee_bsn", e.id.clone()));
+                }
+                out.push(r)
+            }
             Err(err) => out.fail(err),
         }
     }
     if f.employments_complete {
-        let gone: Vec<String> = stored
+        let missing: Vec<String> = stored
             .employees
             .iter()
             .filter(|id| !source_ids.contains(*id))
             .cloned()
             .collect();
+        // A row can be missing from a paged list that shifted while it was read (one deleted on
+        // an earlier page while another was added): only a 404 on the person proves it gone.
+        let mut gone = Vec::new();
+        for id in missing {
+            match ctx.client.employee(&id).await {
+                Ok(person) => {
+                    if scope.contains(&person.id) {
+                        let bsn = stored_bsns.get(&person.id).cloned().filter(|_| opts.bsn);
+                        match map::employee(&employer_id, &person, bsn) {
+                            Ok(r) => out.push(r),
+                            Err(err) => out.fail(err),
+                        }
+                    }
+                }
+                Err(LoketError::NotFound { .. }) => gone.push(id),
+                Err(e) => return Err(e.into()),
+            }
+        }
         out.soft_deletes.push((Entity::Employee, gone));
     }
 
@@ -851,12 +972,21 @@ async fn map_static(
     }
     if f.employments_complete {
         let all_source: HashSet<String> = employments.iter().map(|e| e.id.clone()).collect();
-        let gone: Vec<String> = stored
+        let missing: Vec<String> = stored
             .employments
             .keys()
             .filter(|id| !all_source.contains(*id) && scope_has_stored(scope, stored, id))
             .cloned()
             .collect();
+        // As for people: only a 404 proves an employment gone; one a shifted list skipped is
+        // synced with the others.
+        let (still_there, gone) = employments_by_id(ctx, missing).await?;
+        employments.extend(still_there.into_iter().filter(|e| {
+            e.employee
+                .as_ref()
+                .and_then(|r| r.id.as_deref())
+                .is_some_and(|id| scope.contains(id))
+        }));
         // When an employment disappears, its periods go too, each with its own delete row.
         for entity in [
             Entity::DepartmentPeriod,
@@ -979,7 +1109,13 @@ async fn fetch_employment_histories(
                         .insert(r.id.clone());
                     out.push(r)
                 }
-                Err(err) => out.fail(err),
+                Err(err) => {
+                    // It exists at Loket: kept as stored, not deleted.
+                    seen.entry(Entity::DepartmentPeriod)
+                        .or_default()
+                        .insert(o.id.clone());
+                    out.fail_under("employment", &e.id, describe(&err))
+                }
             }
         }
         for w in &hours {
@@ -990,7 +1126,12 @@ async fn fetch_employment_histories(
                         .insert(r.id.clone());
                     out.push(r)
                 }
-                Err(err) => out.fail(err),
+                Err(err) => {
+                    seen.entry(Entity::WorkweekPeriod)
+                        .or_default()
+                        .insert(w.id.clone());
+                    out.fail_under("employment", &e.id, describe(&err))
+                }
             }
         }
         let mut child_entities = vec![Entity::DepartmentPeriod, Entity::WorkweekPeriod];
@@ -1004,7 +1145,12 @@ async fn fetch_employment_histories(
                             .insert(r.id.clone());
                         out.push(r)
                     }
-                    Err(err) => out.fail(err),
+                    Err(err) => {
+                        seen.entry(Entity::SalaryPeriod)
+                            .or_default()
+                            .insert(w.id.clone());
+                        out.fail_under("employment", &e.id, describe(&err))
+                    }
                 }
             }
         }
@@ -1062,7 +1208,11 @@ async fn bring_in_new_people(
             None
         };
         match map::employee(&employer_id, &person, bsn) {
-            Ok(r) => out.push(r),
+            Ok(r) => {
+                out.resolved
+                    .push(RetryKey::new(employer.id, "employee", id.clone()));
+                out.push(r)
+            }
             Err(err) => out.fail(err),
         }
         employments.extend(c.employments_of_employee(id).await?);
@@ -1084,6 +1234,12 @@ async fn sync_absences(
     out: &mut Collected,
 ) -> Result<(), RunError> {
     let employer_id = employer.id.to_string();
+    // People in the retry queue: their absences and progress are read again in full.
+    let retried: HashSet<&str> = retry
+        .iter()
+        .filter(|r| r.entity == "absence_employee")
+        .map(|r| r.record_id.as_str())
+        .collect();
     let mut poll: BTreeSet<String> = BTreeSet::new();
     // People with a stored absence that is open or ended within the calendar window: a
     // withdrawn (deleted) absence is no longer in the calendar, so it is found by asking them.
@@ -1219,7 +1375,9 @@ async fn sync_absences(
                             .map(|(id, st, en)| (id.as_str(), *st, *en)),
                     ),
                 );
-                !full && Record::from(candidate).content_hash() == s.content_hash
+                !full
+                    && !retried.contains(employee_id.as_str())
+                    && Record::from(candidate).content_hash() == s.content_hash
             });
             if !unchanged {
                 need_progress.push((employee_id.clone(), a));
@@ -1252,18 +1410,21 @@ async fn sync_absences(
         let chain = match r {
             Ok(p) => p,
             Err(LoketError::NotFound { .. }) => {
-                out.failures.push((
-                    "absence".into(),
-                    a.id.clone(),
-                    "its progress list answered 404".into(),
-                ));
+                out.fail_under(
+                    "absence_employee",
+                    &employee_id,
+                    format!("absence {}: its progress list answered 404", a.id),
+                );
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
         let Some(first_day) = map::first_day(&a, &chain) else {
-            out.failures
-                .push(("absence".into(), a.id.clone(), "has no first day".into()));
+            out.fail_under(
+                "absence_employee",
+                &employee_id,
+                format!("absence {}: has no first day", a.id),
+            );
             continue;
         };
         let employment_id = map::resolve_employment(
@@ -1288,7 +1449,11 @@ async fn sync_absences(
                     seen.insert(r.id.clone());
                     out.push(r)
                 }
-                Err(err) => out.fail(err),
+                Err(err) => {
+                    // It exists at Loket: kept as stored, not deleted.
+                    seen.insert(p.id.clone());
+                    out.fail_under("absence_employee", &employee_id, describe(&err))
+                }
             }
         }
         let gone: Vec<String> = stored.children[&Entity::AbsenceProgress]

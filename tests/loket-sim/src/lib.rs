@@ -81,15 +81,19 @@
 //! * `POST /_sim/bump {employer_id, employment_ids?}` -> `{"employer_version"}`: new version
 //!   numbers without a data change for the listed employments (default: all of the
 //!   employer's) and the employer.
-//! * `POST /_sim/faults {kind, path_contains?, status?, retry_after_secs?, latency_ms?, times?}`
-//!   -> `{"id"}`; `DELETE /_sim/faults` clears all. Kinds and matching: see `faults.rs`
-//!   (`latency`, `status`, `drop`, `malformed`, `truncated`, `expire_tokens`).
+//! * `POST /_sim/faults {kind, path_contains?, query_contains?, status?, retry_after_secs?,
+//!   retry_after_http_date?, latency_ms?, times?, item_id?, field?, value?, body?,
+//!   content_type?}` -> `{"id"}`; `DELETE /_sim/faults` clears all. Kinds and matching: see
+//!   `faults.rs` (`latency`, `status`, `drop`, `malformed`, `truncated`, `expire_tokens`,
+//!   `patch`, `body`, `repeat_item`).
 //! * `POST /_sim/oauth/revoke`: every refresh token becomes invalid.
 //! * `POST /_sim/oauth/refresh-token` -> `{"refresh_token"}`: a fresh valid refresh token.
 //! * `GET /_sim/stats` -> `{"total","by_template":{"GET /v2/...{employerId}...": n},"token_requests"}`;
 //!   `DELETE /_sim/stats` resets counters and the request log. Every `/v2` request is
 //!   counted (also 401s and faulted ones); `token_requests` counts `POST /oauth/token`.
 //! * `GET /_sim/requests` -> the last 10,000 `/v2` requests `[{method,path,query,accept,template}]`.
+//!   In process, [`SimHandle::arrivals`] has the same requests with their arrival time (ms
+//!   since the epoch) and the status answered, for measuring waits between requests.
 //! * `GET /_sim/truth` -> the whole dataset, [`World`] serialised with serde:
 //!   `{today, version_counter, employers:[{id, employer_number, company_name, ...,
 //!   payroll_administrations:[...], departments:[{id,code,description,parent_id}],
@@ -132,7 +136,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use chrono;
-pub use faults::{FaultKind, FaultSpec};
+pub use faults::{Arrival, FaultKind, FaultSpec};
 pub use generator::{VERSION_COUNTER_START, is_valid_bsn};
 pub use model::*;
 pub use state::{RecordedRequest, StatsSnapshot};
@@ -292,6 +296,11 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<RunningSim> {
     let app = Router::new()
         .route("/v2", any(api::handle))
         .route("/v2/{*rest}", any(api::handle))
+        // Only the `/v2` routes above: arrival log and the faults that need the whole exchange.
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            faults::routed_layer,
+        ))
         .route("/oauth/authorize", get(oauth::authorize))
         .route("/oauth/token", post(oauth::token))
         .merge(admin::router())
@@ -523,9 +532,15 @@ impl SimHandle {
         lock(&self.shared.stats).counters.clone()
     }
 
-    /// Reset counters and the request log.
+    /// Reset counters, the request log and the arrival log.
     pub fn reset_stats(&self) {
         lock(&self.shared.stats).reset();
+        lock(&self.shared.faults).clear_arrivals();
+    }
+
+    /// The last 10,000 `/v2` requests with their arrival time and the status answered.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        lock(&self.shared.faults).arrivals()
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
