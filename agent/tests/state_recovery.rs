@@ -190,7 +190,7 @@ async fn undecodable_value_moves_the_store_aside() {
     populated(&path).await;
     {
         // Plant a value this agent cannot read, behind the store's back.
-        let db = sled::open(&path).unwrap();
+        let db = open_raw(&path);
         db.open_tree("runs")
             .unwrap()
             .insert([1u8; 40], &b"{not json"[..])
@@ -207,7 +207,7 @@ async fn wrong_format_version_moves_the_store_aside() {
     let path = dir.path().join("sled");
     populated(&path).await;
     {
-        let db = sled::open(&path).unwrap();
+        let db = open_raw(&path);
         db.open_tree("meta")
             .unwrap()
             .insert("format_version", &99u32.to_be_bytes())
@@ -228,7 +228,7 @@ async fn future_value_version_moves_the_store_aside() {
     let path = dir.path().join("sled");
     populated(&path).await;
     {
-        let db = sled::open(&path).unwrap();
+        let db = open_raw(&path);
         let v = br#"{"v":2,"paused":true,"needs_reconnect":false,"last_error":null,"last_error_at":null}"#;
         db.open_tree("status")
             .unwrap()
@@ -248,7 +248,7 @@ async fn repeated_recoveries_do_not_collide() {
     for _ in 0..3 {
         populated(&path).await;
         {
-            let db = sled::open(&path).unwrap();
+            let db = open_raw(&path);
             db.open_tree("meta")
                 .unwrap()
                 .insert("format_version", &[0u8][..])
@@ -261,4 +261,21 @@ async fn repeated_recoveries_do_not_collide() {
     asides.sort();
     asides.dedup();
     assert_eq!(asides.len(), 3);
+}
+
+/// Opens the store with sled directly, as a tool tampering with it would. sled releases its
+/// file lock from background threads shortly after the last handle of the previous opener is
+/// dropped, so a lock error right after `populated` is retried for a moment.
+fn open_raw(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the sled store for tampering: {e}"),
+        }
+    }
 }

@@ -289,9 +289,11 @@ impl Db {
     pub async fn journal(&self, after: i64) -> Vec<JournalRow> {
         let rows = self
             .query(&format!(
-                "SELECT CAST(seq AS TEXT), employer_id, entity, entity_id, op, \
-                 CAST(changed_fields AS TEXT), run_id FROM {{s}}mutation WHERE seq > {after} \
-                 ORDER BY seq"
+                // `m.seq`, not `seq`: in PostgreSQL a bare name in ORDER BY picks the output
+                // column first, which is the text cast (so 10 would sort before 9).
+                "SELECT CAST(m.seq AS TEXT), m.employer_id, m.entity, m.entity_id, m.op, \
+                 CAST(m.changed_fields AS TEXT), m.run_id FROM {{s}}mutation m \
+                 WHERE m.seq > {after} ORDER BY m.seq"
             ))
             .await;
         rows.into_iter()
