@@ -170,13 +170,21 @@ all_employments = true
 }
 
 fn rows(dir: &Path, table: &str) -> i64 {
+    rows_where(dir, table, "1 = 1")
+}
+
+fn rows_where(dir: &Path, table: &str, condition: &str) -> i64 {
     let db = dir.join("arbodienst.db");
     if !db.exists() {
         return 0;
     }
     rusqlite::Connection::open(db)
         .expect("open SQLite")
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .query_row(
+            &format!("SELECT count(*) FROM {table} WHERE {condition}"),
+            [],
+            |r| r.get(0),
+        )
         .unwrap_or(0)
 }
 
@@ -231,6 +239,18 @@ async fn sync_once_fails_closed_on_bad_certificates_and_works_with_ca_file() {
         for table in ["employer", "employee", "employment", "mutation"] {
             assert_eq!(rows(&dir, table), 0, "{what}: rows in {table}");
         }
+        // The failed run is on record for the arbodienst's application, and nothing is left
+        // `running`.
+        let failed_runs = rows_where(&dir, "sync_run", "status = 'failed'");
+        assert!(
+            failed_runs >= 1,
+            "{what}: the failed run is not in sync_run"
+        );
+        assert_eq!(
+            rows(&dir, "sync_run"),
+            failed_runs,
+            "{what}: a run not closed as failed"
+        );
         assert!(
             !all.contains(&token),
             "{what}: the refresh token was printed"

@@ -398,6 +398,17 @@ async fn run_inner(
         RunKind::Incremental
     };
 
+    // The run's `sync_run` row first, so a run that fails at the token or the plan is
+    // recorded as failed too (and `finish_run` always has a row to close).
+    let kind = if full {
+        crate::sink::RunKind::Full
+    } else if manual {
+        crate::sink::RunKind::Manual
+    } else {
+        crate::sink::RunKind::Incremental
+    };
+    ctx.sink.start_run(&run, &employer_id, kind).await?;
+
     // 1. Token (the client refreshes single-flight) and 2. the plan, with the high-water mark
     //    taken before anything is fetched.
     let hwm = match employer_version {
@@ -415,14 +426,6 @@ async fn run_inner(
                 ))
             })?,
     };
-    let kind = if full {
-        crate::sink::RunKind::Full
-    } else if manual {
-        crate::sink::RunKind::Manual
-    } else {
-        crate::sink::RunKind::Incremental
-    };
-    ctx.sink.start_run(&run, &employer_id, kind).await?;
 
     let previous = cursor.as_ref().map(|c| c.employer_version);
     let retry = ctx.state.retry_entries(employer.id)?;
