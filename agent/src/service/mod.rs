@@ -12,7 +12,7 @@ pub mod hub;
 pub mod notify;
 pub mod schedule;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -428,9 +428,4 @@ async fn record_abandoned(hub: &Hub, employer: uuid::Uuid) {
     if let Err(e) = finished {
         warn!(error = %e, "could not close the abandoned run in the database");
     }
-}
-
-/// The config path from the command line, `$ARBOSYNC_CONFIG`, or the default.
-pub fn config_path(arg: Option<PathBuf>) -> PathBuf {
-    crate::cli::config_path(arg)
 }
