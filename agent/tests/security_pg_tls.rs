@@ -8,12 +8,13 @@
 //! server's connection log telling the same). The URL's password is a canary that must never be
 //! printed. Without initdb these tests FAIL (they never skip).
 
+mod pg_cluster;
 mod security_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use arbosync_agent::sink::{SCHEMA_VERSION, Sink};
+use pg_cluster::{ClusterOptions, OwnCluster};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, date_time_ymd,
@@ -69,39 +70,9 @@ fn generate_pki() -> TestPki {
 
 // ------------------------------------------------------------------------------ own cluster
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn pg_bin() -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| {
-        panic!(
-            "this test needs PostgreSQL's initdb and pg_ctl under /usr/lib/postgresql/*/bin \
-             (Debian package postgresql); it starts its own TLS cluster and never skips"
-        )
-    })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A throw-away cluster with `ssl = on`, stopped (immediate) when dropped.
+/// A throw-away cluster (the shared test helper) with `ssl = on`, stopped when dropped.
 struct TlsCluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
+    cluster: OwnCluster,
     port: u16,
     /// The test CA, readable by the agent.
     ca_file: PathBuf,
@@ -109,116 +80,46 @@ struct TlsCluster {
 
 impl TlsCluster {
     fn start() -> TlsCluster {
-        let bin = pg_bin();
-        let dir = tempfile::Builder::new()
-            .prefix("arbosync-pgtls-")
-            .tempdir()
-            .expect("tempdir");
         let pki = generate_pki();
-        let ca_file = dir.path().join("test-ca.pem");
-        std::fs::write(&ca_file, &pki.ca_pem).expect("write CA");
-        let tls = dir.path().join("tls");
-        std::fs::create_dir(&tls).expect("mkdir tls");
-        std::fs::write(tls.join("server.crt"), &pki.server_chain_pem).expect("write cert");
-        std::fs::write(tls.join("server.key"), &pki.server_key_pem).expect("write key");
-        use std::os::unix::fs::PermissionsExt;
-        // PostgreSQL refuses a key file that others may read.
-        std::fs::set_permissions(
-            tls.join("server.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .expect("chmod key");
-        if is_root() {
-            // initdb refuses root: the server runs as `postgres` and must own its files.
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown the cluster directory to postgres");
-        }
-        let cluster = TlsCluster {
-            dir,
-            bin,
-            port: free_port(),
-            ca_file,
+        let prepare = move |dir: &Path| {
+            std::fs::write(dir.join("test-ca.pem"), &pki.ca_pem).expect("write CA");
+            let tls = dir.join("tls");
+            std::fs::create_dir(&tls).expect("mkdir tls");
+            std::fs::write(tls.join("server.crt"), &pki.server_chain_pem).expect("write cert");
+            std::fs::write(tls.join("server.key"), &pki.server_key_pem).expect("write key");
+            use std::os::unix::fs::PermissionsExt;
+            // PostgreSQL refuses a key file that others may read.
+            std::fs::set_permissions(
+                tls.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod key");
         };
-        let data = cluster.data();
-        let out = cluster.tool(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // PostgreSQL resolves relative file names against the data directory, whose parent
+        // (the cluster's directory) holds `tls/`.
         // trust over TCP (initdb's pg_hba.conf has `host all all 127.0.0.1/32 trust`), with and
         // without TLS: the server allows plain, so `sslmode=disable` can be shown to work.
-        let opts = format!(
-            "-p {port} -k {sock} -c listen_addresses=127.0.0.1,::1 -c fsync=off \
-             -c max_connections=20 -c ssl=on -c ssl_cert_file={tls}/server.crt \
-             -c ssl_key_file={tls}/server.key -c log_connections=on",
-            port = cluster.port,
-            sock = cluster.dir.path().display(),
-            tls = tls.display(),
-        );
-        let log = cluster.log_file().display().to_string();
-        let out = cluster.tool(
-            "pg_ctl",
-            &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl start of the TLS test cluster failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        cluster
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
+        let cluster = OwnCluster::start_with(ClusterOptions {
+            extra_opts: "-c listen_addresses=127.0.0.1,::1 -c ssl=on \
+                         -c ssl_cert_file=../tls/server.crt -c ssl_key_file=../tls/server.key \
+                         -c log_connections=on"
+                .to_string(),
+            prepare: Some(Box::new(prepare)),
+        });
+        let ca_file = cluster.dir().join("test-ca.pem");
+        TlsCluster {
+            port: cluster.port,
+            cluster,
+            ca_file,
+        }
     }
 
     fn log_file(&self) -> PathBuf {
-        self.dir.path().join("server.log")
+        self.cluster.log_file()
     }
 
     fn server_log(&self) -> String {
         std::fs::read_to_string(self.log_file()).unwrap_or_default()
-    }
-
-    fn tool(&self, name: &str, args: &[&str]) -> std::process::Output {
-        let exe = self.bin.join(name);
-        let mut cmd = if is_root() {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()))
     }
 
     /// A plain admin client of `db` (trust, no TLS).
@@ -307,15 +208,6 @@ impl TlsCluster {
     }
 }
 
-impl Drop for TlsCluster {
-    fn drop(&mut self) {
-        let _ = self.tool(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
-    }
-}
-
 // ------------------------------------------------------------------------------ Sink API
 
 /// The error text of a connection that must fail; also checks that the password is not in it.
@@ -399,7 +291,7 @@ async fn the_sink_connects_only_to_a_verified_certificate() {
         );
     }
     // A CA file that does not exist: the error names the path.
-    let missing = pg.dir.path().join("no-such-ca.pem");
+    let missing = pg.cluster.dir().join("no-such-ca.pem");
     let url = pg.url(
         "localhost",
         "sink_refused",
