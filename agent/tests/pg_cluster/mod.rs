@@ -17,13 +17,16 @@ pub struct OwnCluster {
     extra_opts: String,
 }
 
+/// Writes files into a new cluster's directory.
+pub type Prepare<'a> = Box<dyn FnOnce(&Path) + 'a>;
+
 /// How to set up a cluster before its first start.
 #[derive(Default)]
 pub struct ClusterOptions<'a> {
     /// Extra `postgres` options, e.g. `-c ssl=on -c ssl_cert_file=...`.
     pub extra_opts: String,
     /// Writes files into the cluster's directory before it is handed to the `postgres` user.
-    pub prepare: Option<Box<dyn FnOnce(&Path) + 'a>>,
+    pub prepare: Option<Prepare<'a>>,
 }
 
 fn pg_bin() -> PathBuf {
