@@ -101,6 +101,64 @@ async fn scenarios(backend: Backend) {
 
     let world = h.truth();
     let today: NaiveDate = world.today;
+
+    // Nothing changed: no rows, and at most one request for the employers' versions, two per
+    // employer (its employments' versions and the absence calendar) and one per open absence
+    // (issue 7's B2 budget). Exactly the people with an open absence are asked for their
+    // absences; people whose absences closed recently are not (the calendar shows their days
+    // unchanged), and the dataset must have some for this to mean anything.
+    let people: Vec<Uuid> = [x, y]
+        .iter()
+        .flat_map(|er| sim_employer(&world, *er).employee_ids.iter().copied())
+        .collect();
+    let has_open = |p: &Uuid| {
+        world.employees[p]
+            .absence_ids
+            .iter()
+            .any(|a| world.absences[a].end_of_absence.is_none())
+    };
+    let open_absences = people
+        .iter()
+        .flat_map(|p| world.employees[p].absence_ids.iter())
+        .filter(|a| world.absences[*a].end_of_absence.is_none())
+        .count() as u64;
+    let recently_closed_only = people
+        .iter()
+        .filter(|p| !has_open(p))
+        .filter(|p| {
+            world.employees[*p].absence_ids.iter().any(|a| {
+                world.absences[a]
+                    .last_day()
+                    .is_some_and(|d| d >= today - Days::new(42))
+            })
+        })
+        .count();
+    assert!(
+        recently_closed_only > 0,
+        "the dataset needs a person whose only recent absence is closed (change the seed)"
+    );
+    h.reset_stats();
+    let rows = env.step(&mut tr, &[], "no change").await;
+    assert!(rows.values().all(Vec::is_empty), "{rows:?}");
+    let requests = h.stats().total;
+    assert!(
+        requests <= 1 + 2 * 2 + open_absences,
+        "a no-change run made {requests} requests ({open_absences} open absences): {:#?}",
+        h.stats().by_template
+    );
+    let asked: std::collections::BTreeSet<String> = h
+        .requests()
+        .iter()
+        .filter(|r| r.template.ends_with("/employees/{employeeId}/absences"))
+        .map(|r| r.path.clone())
+        .collect();
+    let expected: std::collections::BTreeSet<String> = people
+        .iter()
+        .filter(|p| has_open(p))
+        .map(|p| format!("/v2/providers/employers/employees/{p}/absences"))
+        .collect();
+    assert_eq!(asked, expected);
+
     let (p1, _) = simple_person(&world, x, &[]);
     let (_p2, e2) = simple_person(&world, x, &[p1]);
 

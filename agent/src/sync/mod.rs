@@ -4,9 +4,11 @@
 //!
 //! - [`map`]: Loket wire models → normalized records (privacy filter included).
 //! - [`run`]: one employer's run.
+//! - [`calendar`]: the absence calendar window, which people's absences may have changed.
 //! - [`connection`]: a Loket client per configured connection, tokens in the secret store.
 //! - [`pass`]: one pass over several employers (used by `sync --once`, the demo and the service).
 
+pub mod calendar;
 pub mod connection;
 pub mod map;
 pub mod pass;

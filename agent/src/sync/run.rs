@@ -26,6 +26,7 @@ use crate::records::{Entity, Record};
 use crate::sink::{Sink, SinkError};
 use crate::state::{Cursor, RetryKey, RunKind, RunRecord, RunStatus, StateError, StateStore};
 
+use super::calendar;
 use super::map::{self, MapError};
 
 /// Days before and after today in which the employer-wide absence calendar is polled on an
@@ -732,8 +733,10 @@ async fn employments_by_id(
 struct Scope {
     /// Employees whose data may be stored (all, or the ones with a dossier).
     employees: HashSet<String>,
-    /// Employees seen in the absence calendar window (candidates for absence polling).
-    calendar_employees: HashSet<String>,
+    /// Absence periods per employee in the calendar window (candidates for absence polling).
+    calendar: HashMap<String, Vec<calendar::Period>>,
+    /// The days the calendar was read for.
+    calendar_window: calendar::Window,
     all: bool,
     /// Absences that ended before this day are not stored.
     history_start: NaiveDate,
@@ -760,25 +763,33 @@ impl Scope {
             history_start
         };
         let end = ctx.today + Days::new(CALENDAR_WINDOW_AFTER_DAYS);
-        let calendar_employees: HashSet<String> = if opts.absences || !opts.all_employments {
-            ctx.client
+        let calendar_window = calendar::Window { start, end };
+        let mut calendar: HashMap<String, Vec<calendar::Period>> = HashMap::new();
+        if opts.absences || !opts.all_employments {
+            for item in ctx
+                .client
                 .calendar_absences(&employer_id, start, end)
                 .await?
-                .into_iter()
-                .filter_map(|c| c.employee.and_then(|e| e.id))
-                .collect()
-        } else {
-            HashSet::new()
-        };
+            {
+                let Some(id) = item.employee.and_then(|e| e.id) else {
+                    continue;
+                };
+                calendar
+                    .entry(id)
+                    .or_default()
+                    .extend(item.calendar.iter().map(|p| (p.start_date, p.end_date)));
+            }
+        }
         if opts.all_employments {
             return Ok(Scope {
                 employees: HashSet::new(),
-                calendar_employees,
+                calendar,
+                calendar_window,
                 all: true,
                 history_start,
             });
         }
-        let mut employees: HashSet<String> = calendar_employees.clone();
+        let mut employees: HashSet<String> = calendar.keys().cloned().collect();
         if !full {
             // Keep everyone already in the database in scope between full reconciliations.
             employees.extend(stored.employees.iter().cloned());
@@ -808,7 +819,8 @@ impl Scope {
         }
         Ok(Scope {
             employees,
-            calendar_employees,
+            calendar,
+            calendar_window,
             all: false,
             history_start,
         })
@@ -1223,8 +1235,9 @@ async fn bring_in_new_people(
     fetch_employment_histories(ctx, employer, &employments, &taxes, stored, out).await
 }
 
-/// Polls absences: employees with an open absence, employees in the calendar window, employees
-/// whose data changed, retry-queue entries, and at a full reconciliation everyone in scope.
+/// Polls absences: employees with an open absence, employees whose absent days in the calendar
+/// window changed, employees whose data changed, retry-queue entries, and at a full
+/// reconciliation everyone in scope.
 #[allow(clippy::too_many_arguments)]
 async fn sync_absences(
     ctx: &SyncContext,
@@ -1244,17 +1257,28 @@ async fn sync_absences(
         .map(|r| r.record_id.as_str())
         .collect();
     let mut poll: BTreeSet<String> = BTreeSet::new();
-    // People with a stored absence that is open or ended within the calendar window: a
-    // withdrawn (deleted) absence is no longer in the calendar, so it is found by asking them.
-    let recent = ctx.today - Days::new(CALENDAR_WINDOW_BEFORE_DAYS);
+    // People with an open stored absence: its progress can change without its days changing.
     poll.extend(
         stored
             .absences
             .values()
-            .filter(|a| a.last_day.is_none_or(|d| d >= recent))
+            .filter(|a| a.last_day.is_none())
             .map(|a| a.employee_id.clone()),
     );
-    poll.extend(scope.calendar_employees.iter().cloned());
+    // People whose absent days in the calendar window differ from the stored ones: a new sick
+    // report, a recovery, a withdrawn absence or corrected dates (see `calendar`).
+    let mut stored_periods: HashMap<String, Vec<calendar::Period>> = HashMap::new();
+    for a in stored.absences.values() {
+        stored_periods
+            .entry(a.employee_id.clone())
+            .or_default()
+            .push((Some(a.first_day), a.last_day));
+    }
+    poll.extend(calendar::changed_people(
+        &scope.calendar,
+        &stored_periods,
+        scope.calendar_window,
+    ));
     poll.extend(fetched.changed_employees.iter().cloned());
     poll.extend(
         retry
