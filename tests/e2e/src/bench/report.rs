@@ -172,7 +172,7 @@ pub fn render(i: &Inputs<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "| B2 | No-change incremental run | **{} requests**, {} wall, {} rows written; the absence lists of {} employees were read: {} with an open absence, the rest with one that ended in the last {} days or starts in the next {} | ≤ 1 + 2 × {} + {} open absences = {} | {} |",
+        "| B2 | No-change incremental run | **{} requests**, {} wall, {} rows written; the absence lists of {} employees were read ({} have an open absence; of the {} with an absence between {} days ago and {} days ahead, the others' days were unchanged in the calendar) | ≤ 1 + 2 × {} + {} open absences = {} | {} |",
         int(b2_req),
         secs(b2_wall),
         int(b2_changed as f64),
@@ -185,6 +185,7 @@ pub fn render(i: &Inputs<'_>) -> String {
                 .sum()
         })),
         int(data.employees_with_open_absence as f64),
+        int(data.employees_in_calendar_window as f64),
         arbosync_agent::sync::run::CALENDAR_WINDOW_BEFORE_DAYS,
         arbosync_agent::sync::run::CALENDAR_WINDOW_AFTER_DAYS,
         data.employers,

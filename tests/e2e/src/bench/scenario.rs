@@ -40,7 +40,8 @@ pub struct Dataset {
     pub employees_with_open_absence: usize,
     /// Employees with an absence in the agent's calendar window (open, or ended at most
     /// `CALENDAR_WINDOW_BEFORE_DAYS` ago, or starting at most `CALENDAR_WINDOW_AFTER_DAYS` ahead):
-    /// whose absence lists an incremental run reads.
+    /// the people in the calendar an incremental run reads (it asks only those with an open
+    /// absence or changed days).
     pub employees_in_calendar_window: usize,
 }
 
