@@ -101,6 +101,11 @@ pub async fn sync_once(
     let employer = employer
         .map(|e| Uuid::parse_str(&e).with_context(|| format!("--employer {e:?} is not a UUID")))
         .transpose()?;
+    // A full disk is a failed run (exit 1) with a clear cause, not a store that cannot open.
+    if let Err(e) = crate::diskspace::ensure_room(&cfg.write_paths()) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
     let stores = open_stores(&cfg).await?;
     let opts = PassOptions {
         employer,

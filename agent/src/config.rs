@@ -259,6 +259,16 @@ impl Default for EmployerOptions {
 }
 
 impl Config {
+    /// Where the agent writes on this machine: the state directory and, for SQLite, the
+    /// database file (see [`crate::diskspace`]).
+    pub fn write_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![self.agent.state_dir.clone()];
+        if let DatabaseBackend::Sqlite { path } = &self.database.backend {
+            paths.push(path.clone());
+        }
+        paths
+    }
+
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();

@@ -6,6 +6,7 @@ pub mod consent;
 pub mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod diskspace;
 pub mod logging;
 pub mod loket;
 pub mod records;

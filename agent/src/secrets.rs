@@ -36,6 +36,8 @@ pub const SECRETS_DIR_NAME: &str = "secrets";
 const MAGIC: &[u8; 7] = b"ARBOTOK";
 const FORMAT_VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
+/// Bytes kept aside for the next token write on a full disk (see [`SecretStore::reserve`]).
+pub const RESERVE_LEN: usize = 64 * 1024;
 const HEADER_LEN: usize = MAGIC.len() + 1 + NONCE_LEN;
 const KEY_LEN: usize = 32;
 
@@ -264,12 +266,51 @@ impl SecretStore {
         data.extend_from_slice(&ciphertext);
 
         create_private_dir(&self.dir).map_err(io_error)?;
-        write_atomically(&path, &data).map_err(io_error)
+        match write_atomically(&path, &data) {
+            // The reserve is kept for this moment: Loket has already rotated the token, so give
+            // the reserve up and write again rather than lose the only valid token.
+            Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                let reserve = self.reserve_path(connection)?;
+                if fs::remove_file(&reserve).is_ok() {
+                    write_atomically(&path, &data).map_err(io_error)
+                } else {
+                    Err(io_error(e))
+                }
+            }
+            r => r.map_err(io_error),
+        }
     }
 
-    /// Removes the stored token of `connection`. Returns whether there was one.
+    /// A hidden file beside the token that is never read (see [`SecretStore::reserve`]).
+    fn reserve_path(&self, connection: &str) -> Result<PathBuf, SecretError> {
+        self.token_path(connection)?; // validates the name
+        Ok(self.dir.join(format!(".{connection}.token.reserve")))
+    }
+
+    /// Keeps room on disk for the next [`save`](Self::save) of `connection`: a file of
+    /// [`RESERVE_LEN`] bytes beside the token, which `save` gives up when the disk is full. It is
+    /// made before Loket is asked for a new token (which rotates the old one), so a full disk
+    /// fails that request instead of losing the rotated token after it.
+    pub fn reserve(&self, connection: &str) -> Result<(), SecretError> {
+        let path = self.reserve_path(connection)?;
+        if fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_LEN as u64) {
+            return Ok(());
+        }
+        let io_error = |source: io::Error| SecretError::Io {
+            connection: connection.to_string(),
+            path: path.clone(),
+            source,
+        };
+        create_private_dir(&self.dir).map_err(io_error)?;
+        write_atomically(&path, &[0u8; RESERVE_LEN]).map_err(io_error)
+    }
+
+    /// Removes the stored token of `connection` (and its reserve). Returns whether there was
+    /// a token.
     pub fn delete(&self, connection: &str) -> Result<bool, SecretError> {
         let path = self.token_path(connection)?;
+        // Best effort: the reserve holds zeros only.
+        let _ = fs::remove_file(self.reserve_path(connection)?);
         match fs::remove_file(&path) {
             Ok(()) => {
                 sync_dir(&self.dir).map_err(|source| SecretError::Io {

@@ -29,6 +29,11 @@ pub trait TokenStore: Send + Sync {
     fn load(&self) -> BoxFuture<'_, Result<Option<RefreshToken>, TokenStoreError>>;
     /// Replaces the refresh token durably. Must not return before the token is safely stored.
     fn save<'a>(&'a self, token: &'a RefreshToken) -> BoxFuture<'a, Result<(), TokenStoreError>>;
+    /// Makes sure the next `save` will find room (called before Loket rotates the token). A
+    /// failure stops the refresh before Loket is asked.
+    fn reserve(&self) -> BoxFuture<'_, Result<(), TokenStoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// An in-memory [`TokenStore`] for tests and the demo. Clones share the same token.
@@ -457,6 +462,8 @@ impl TokenManager {
                 error: "invalid_grant".into(),
             });
         }
+        // Loket rotates the refresh token on use: make sure the new one can be saved first.
+        self.store.reserve().await?;
         match self.endpoint.refresh(&refresh).await {
             Ok(issued) => self.adopt(state, issued).await,
             Err(e @ LoketError::InvalidGrant { .. }) => {

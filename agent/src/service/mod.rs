@@ -364,6 +364,7 @@ async fn run_one(hub: Arc<Hub>, start: Start, abandon: CancellationToken) {
         failpoint: std::env::var("ARBOSYNC_FAILPOINT")
             .ok()
             .filter(|s| !s.is_empty()),
+        write_paths: hub.config().write_paths().into(),
         progress: Some(Arc::new(move |p| progress_hub.on_progress(p))),
     };
     let request = RunRequest {

@@ -50,6 +50,17 @@ impl TokenStore for SecretTokenStore {
                 .map_err(|e| TokenStoreError::new(e.to_string()))
         })
     }
+
+    fn reserve(&self) -> BoxFuture<'_, Result<(), TokenStoreError>> {
+        Box::pin(async move {
+            let store = Arc::clone(&self.store);
+            let name = self.connection.clone();
+            tokio::task::spawn_blocking(move || store.reserve(&name))
+                .await
+                .map_err(|e| TokenStoreError::new(format!("token store task failed: {e}")))?
+                .map_err(|e| TokenStoreError::new(e.to_string()))
+        })
+    }
 }
 
 /// The client settings for a configured connection.

@@ -91,8 +91,15 @@ pub async fn sync_pass(
 
     // The employer version numbers, once per connection. A failure here is left to each run,
     // which asks again and reports its own error.
+    // On a full disk Loket is not asked at all (a rotated refresh token must be saved); every
+    // run then fails with the disk's error.
+    let write_paths: Arc<[std::path::PathBuf]> = cfg.write_paths().into();
+    let room = crate::diskspace::ensure_room(&write_paths);
+    if let Err(e) = &room {
+        warn!(error = %e, "not syncing");
+    }
     let mut versions: HashMap<&str, HashMap<String, i64>> = HashMap::new();
-    for (name, client) in &clients {
+    for (name, client) in clients.iter().filter(|_| room.is_ok()) {
         match client.employer_version_numbers(None).await {
             Ok(list) => {
                 versions.insert(
@@ -120,6 +127,7 @@ pub async fn sync_pass(
             state: state.clone(),
             today,
             failpoint: opts.failpoint.clone(),
+            write_paths: Arc::clone(&write_paths),
             progress: None,
         };
         let version = versions

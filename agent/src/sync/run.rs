@@ -49,6 +49,9 @@ pub struct SyncContext {
     pub today: NaiveDate,
     /// Where a test stops the process (`ARBOSYNC_FAILPOINT`; see [`FAILPOINTS`]).
     pub failpoint: Option<String>,
+    /// Where the run writes on this machine; a run on a full disk stops before it starts
+    /// (see [`crate::diskspace`]).
+    pub write_paths: Arc<[std::path::PathBuf]>,
     /// Told when a run starts and as it moves through its phases (the service forwards this to
     /// the dashboard). Called inline, so it must be cheap and must not block.
     pub progress: Option<ProgressHook>,
@@ -150,6 +153,8 @@ enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    DiskFull(#[from] crate::diskspace::DiskFull),
     #[error("{0}")]
     Other(String),
 }
@@ -398,6 +403,10 @@ async fn run_inner(
     } else {
         RunKind::Incremental
     };
+
+    // A full disk stops the run before it asks Loket (a rotated refresh token must be saved)
+    // or writes anything.
+    crate::diskspace::ensure_room(&ctx.write_paths)?;
 
     // The run's `sync_run` row first, so a run that fails at the token or the plan is
     // recorded as failed too (and `finish_run` always has a row to close).

@@ -1038,8 +1038,18 @@ impl Env {
     /// are configured (active) with these options. The schema is created and the refresh token
     /// stored, so the first `sync` is the initial sync.
     pub async fn start(backend: Backend, sim: SimConfig, opts: &[Opts]) -> Env {
-        let sim = loket_sim::start(sim).await.expect("the simulator starts");
         let dir = tempfile::tempdir().expect("tempdir");
+        Env::start_in(backend, sim, opts, dir).await
+    }
+
+    /// [`Env::start`] with the configuration, state directory and SQLite file in `dir`.
+    pub async fn start_in(
+        backend: Backend,
+        sim: SimConfig,
+        opts: &[Opts],
+        dir: tempfile::TempDir,
+    ) -> Env {
+        let sim = loket_sim::start(sim).await.expect("the simulator starts");
         let db = Db::create(backend, dir.path()).await;
         let employers = sim
             .employer_ids
