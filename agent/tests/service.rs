@@ -519,6 +519,27 @@ async fn a_revoked_connection_needs_reconnect_while_others_keep_syncing() {
     );
     assert_eq!(env.runs_of(&dead), dead_runs, "no runs without a consent");
 
+    // The error survives a restart (the Errors tab is filled from the run history), and so does
+    // the need for a new consent.
+    let dead_errors = |env: &Env| -> Vec<String> {
+        env.status()["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|x| x["employer"].as_str() == Some(dead.as_str()))
+            .filter_map(|x| x["message"].as_str().map(str::to_string))
+            .collect()
+    };
+    let before = dead_errors(&env);
+    assert!(!before.is_empty(), "the rejected token is an error");
+    let (status, _) = agent.stop();
+    assert!(status.success());
+    let agent = env.start();
+    wait_until(Duration::from_secs(15), "the restarted agent", || {
+        env.employer(&dead)["health"] == "needs_reconnect"
+    });
+    assert_eq!(dead_errors(&env), before, "the errors survived the restart");
+
     // A new consent (written while the agent runs) resumes it.
     env.connect("sim0", &h.mint_refresh_token());
     wait_until(Duration::from_secs(30), "the reconnected employer", || {

@@ -113,8 +113,35 @@ impl Hub {
                 let slot = hub.new_slot(&config, e, now, i);
                 inner.slots.insert(e.id, slot);
             }
+            inner.errors = hub.errors_of_earlier_runs(&config);
         }
         hub
+    }
+
+    /// The errors of earlier runs, newest first, from the run history in the state store: what
+    /// went wrong before a restart stays visible after it.
+    fn errors_of_earlier_runs(&self, config: &Config) -> VecDeque<wire::ErrorEntry> {
+        let mut errors: Vec<wire::ErrorEntry> = config
+            .employers
+            .iter()
+            .flat_map(|e| {
+                self.stores
+                    .state
+                    .runs(e.id, ERROR_HISTORY)
+                    .unwrap_or_default()
+            })
+            .filter_map(|r| {
+                r.error.map(|message| wire::ErrorEntry {
+                    at: r.finished_at.unwrap_or(r.started_at),
+                    employer: Some(r.employer_id),
+                    run_id: Some(r.run_id),
+                    message,
+                })
+            })
+            .collect();
+        errors.sort_by_key(|e| std::cmp::Reverse(e.at));
+        errors.truncate(ERROR_HISTORY);
+        errors.into()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
