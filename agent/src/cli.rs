@@ -104,6 +104,10 @@ pub async fn sync_once(
     // A full disk is a failed run (exit 1) with a clear cause, not a store that cannot open.
     if let Err(e) = crate::diskspace::ensure_room(&cfg.write_paths()) {
         eprintln!("error: {e}");
+        if json {
+            let doc = serde_json::json!({ "ok": false, "error": e.to_string(), "employers": [] });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
         return Ok(ExitCode::from(1));
     }
     let stores = open_stores(&cfg).await?;

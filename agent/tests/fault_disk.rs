@@ -97,8 +97,18 @@ async fn disk_full_fails_safe(backend: Backend) {
     // (The test reads the database only after space is freed: opening a WAL database needs room
     // too.)
     for attempt in ["first", "second"] {
-        let (out, _) = env.sync_with(&[], &[]).await;
+        let (out, doc) = env.sync_with(&[], &[]).await;
         let all = text(&out);
+        assert_eq!(
+            doc["ok"], false,
+            "--json still answers with a document: {all}"
+        );
+        assert!(
+            doc["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("the disk is full")),
+            "{doc}"
+        );
         assert_eq!(
             out.status.code(),
             Some(1),
