@@ -31,8 +31,9 @@ use crate::model::{
     World, relink,
 };
 
-/// First value of the global version counter: above 2^32 so 64-bit handling is exercised.
-pub const VERSION_COUNTER_START: i64 = (1_i64 << 33) + 70_429_274;
+/// First value of the global version counter: above 2^53 (beyond what a float holds exactly, so
+/// any float on the path shows) and far above 2^32, so 64-bit handling is exercised.
+pub const VERSION_COUNTER_START: i64 = (1_i64 << 60) + 70_429_273;
 
 /// What the generator needs to know.
 #[derive(Clone, Copy, Debug)]
