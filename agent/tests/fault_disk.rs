@@ -11,65 +11,11 @@
 
 mod common_e2e;
 mod fault_common;
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod tmpfs;
 
 use common_e2e::*;
 use fault_common::*;
-
-/// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size_mb: u64) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("mnt");
-        std::fs::create_dir(&path).expect("mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m,mode=0700")])
-            .arg("tmpfs")
-            .arg(&path)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a small tmpfs and must run as root (CI does): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs { path, _dir: dir }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: a process of a failed test may still hold a file open.
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
-
-/// Fills the file system holding `dir` with a new ballast file `name`; returns its path.
-fn fill(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let mut f = std::fs::File::create(&path).expect("ballast file");
-    let chunk = vec![0xA5u8; 64 * 1024];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-            Err(e) => panic!("filling the tmpfs: {e}"),
-        }
-    }
-    // Single bytes for the last partial chunk.
-    while let Ok(1) = f.write(&chunk[..1]) {}
-    let _ = f.sync_all();
-    path
-}
+use tmpfs::{Tmpfs, fill};
 
 async fn disk_full_fails_safe(backend: Backend) {
     let fs = Tmpfs::mount(48);

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod tmpfs;
+
 const AGENT: &str = env!("CARGO_BIN_EXE_arbosync-agent");
 const CANARY_BSN: &str = "999999990";
 const CANARY_COMMENT: &str = "CANARY-COMMENT-svc-51c2";
@@ -877,4 +879,68 @@ async fn an_installed_newer_release_makes_the_service_exit_75_between_runs() {
     );
     let stderr = std::fs::read_to_string(env.dir.path().join("agent.stderr")).expect("stderr");
     assert!(stderr.contains("restart required"), "the reason is logged");
+}
+
+/// A full disk under the service (R9): the state directory on a tmpfs of the test's own fills up.
+/// Scheduled runs fail with "the disk is full" (shown in status and errors), the service stays
+/// up and answers, and once space is freed the runs succeed again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_runs_clearly_and_the_service_recovers_by_itself() {
+    let env = Env::new(vec![sim_config(17, 1, 0)]).await;
+    let fs = tmpfs::Tmpfs::mount_at(&env.dir.path().join("state"), 64);
+    let employers = emps(&env.sims[0], "sim0");
+    let id = employers[0].id.clone();
+    env.write_config("2s", &employers, "");
+    env.connect("sim0", &env.sims[0].refresh_token);
+    let agent = env.start();
+    wait_until(Duration::from_secs(30), "the first run", || {
+        last_outcome(&env.employer(&id)) == "ok"
+    });
+
+    let ballast = tmpfs::fill(&fs.path, "ballast");
+    let tokens_before = env.sims[0].state().stats().token_requests;
+    let disk_full_errors = |env: &Env| -> usize {
+        env.status()["errors"].as_array().map_or(0, |e| {
+            e.iter()
+                .filter(|x| {
+                    x["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("the disk is full"))
+                })
+                .count()
+        })
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "a run failing on the full disk",
+        || disk_full_errors(&env) >= 1,
+    );
+    assert_eq!(
+        env.employer(&id)["health"],
+        "failed",
+        "{}",
+        env.employer(&id)
+    );
+    // An operator's manual run fails the same way, at once and clearly.
+    let out = env.cli(&["sync", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    wait_until(Duration::from_secs(10), "the manual run's error", || {
+        disk_full_errors(&env) >= 2
+    });
+    assert_eq!(
+        env.sims[0].state().stats().token_requests,
+        tokens_before,
+        "no token was rotated while it could not be saved"
+    );
+
+    std::fs::remove_file(&ballast).expect("remove the ballast");
+    // The backoff after a failure is 30 s: the next scheduled run succeeds by itself.
+    wait_until(
+        Duration::from_secs(45),
+        "a good run once there is room",
+        || last_outcome(&env.employer(&id)) == "ok",
+    );
+    let (status, _) = agent.stop();
+    assert!(status.success(), "the service stopped cleanly");
+    drop(fs);
 }
