@@ -1051,6 +1051,17 @@ impl Env {
     ) -> Env {
         let sim = loket_sim::start(sim).await.expect("the simulator starts");
         let db = Db::create(backend, dir.path()).await;
+        let env = Env::assemble(sim, db, dir, opts);
+        // Creates the schema (migrations run at connect).
+        let sink = env.sink().await;
+        drop(sink);
+        env.connect_sim().await;
+        env
+    }
+
+    /// An environment of these parts, its configuration written (the first `opts.len()`
+    /// simulated employers active with these options); no schema or token yet.
+    pub fn assemble(sim: RunningSim, db: Db, dir: tempfile::TempDir, opts: &[Opts]) -> Env {
         let employers = sim
             .employer_ids
             .iter()
@@ -1066,11 +1077,13 @@ impl Env {
             dir,
         };
         env.write_config();
-        // Creates the schema (migrations run at connect).
-        let sink = env.sink().await;
-        drop(sink);
-        let token = env.sim.refresh_token.clone();
-        let out = env
+        env
+    }
+
+    /// Stores the simulator's refresh token for connection `sim` (`connect --refresh-token-stdin`).
+    pub async fn connect_sim(&self) {
+        let token = self.sim.refresh_token.clone();
+        let out = self
             .agent(
                 &["connect", "sim", "--refresh-token-stdin"],
                 &[],
@@ -1078,7 +1091,6 @@ impl Env {
             )
             .await;
         assert!(out.status.success(), "connect failed: {}", text(&out));
-        env
     }
 
     pub fn handle(&self) -> SimHandle {

@@ -808,36 +808,14 @@ pub async fn env_on_cluster(cluster: &OwnCluster, sim: SimConfig, opts: &[Opts])
         name: name.clone(),
         client: cluster.client(&name).await,
     };
-    let employers = sim
-        .employer_ids
-        .iter()
-        .zip(opts)
-        .map(|(id, o)| (Uuid::parse_str(id).expect("uuid"), *o))
-        .collect();
-    let env = Env {
-        config: dir.path().join("agent.toml"),
-        sim,
-        db,
-        employers,
-        output: Mutex::new(String::new()),
-        dir,
-    };
-    env.write_config();
+    let env = Env::assemble(sim, db, dir, opts);
     let shared = env.db.url();
     let own = cluster.url(&name);
     edit_config(&env, |t| t.replace(&shared, &own));
     arbosync_agent::sink::Sink::connect(&own, PG_SCHEMA)
         .await
         .expect("the schema is created on the own cluster");
-    let token = env.sim.refresh_token.clone();
-    let out = env
-        .agent(
-            &["connect", "sim", "--refresh-token-stdin"],
-            &[],
-            Some(&token),
-        )
-        .await;
-    assert!(out.status.success(), "connect failed: {}", text(&out));
+    env.connect_sim().await;
     env
 }
 
