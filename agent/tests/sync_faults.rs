@@ -6,6 +6,7 @@
 //!   the others are synced, and a later run completes it.
 
 mod common_e2e;
+mod fault_common;
 
 use std::io::Write;
 use std::path::Path;
@@ -14,45 +15,10 @@ use arbosync_agent::records::Entity;
 use arbosync_agent::state::StateStore;
 use chrono::Days;
 use common_e2e::*;
-use loket_sim::{FaultKind, FaultSpec, Uuid, World};
+use fault_common::{healthy_person, open_employment_of};
+use loket_sim::{FaultKind, FaultSpec, Uuid};
 
 const FAILPOINT: (&str, &str) = ("ARBOSYNC_FAILPOINT", "after-commit");
-
-/// Someone without an open absence, with an employment covering today.
-fn healthy_person(world: &World, employer: Uuid, skip: &[Uuid]) -> Uuid {
-    let today = world.today;
-    sim_employer(world, employer)
-        .employee_ids
-        .iter()
-        .filter(|id| !skip.contains(id))
-        .filter_map(|id| world.employees.get(id))
-        .find(|e| {
-            e.absence_ids
-                .iter()
-                .all(|a| world.absences[a].end_of_absence.is_some())
-                && e.employment_ids.iter().any(|x| {
-                    let emp = &world.employments[x];
-                    emp.start_date < today - Days::new(30) && emp.end_date.is_none()
-                })
-        })
-        .map(|e| e.id)
-        .expect("a healthy person")
-}
-
-fn open_employment_of(world: &World, person: Uuid) -> Uuid {
-    let today = world.today;
-    world.employees[&person]
-        .employment_ids
-        .iter()
-        .copied()
-        .find(|x| {
-            let e = &world.employments[x];
-            e.end_date.is_none()
-                && e.working_hours.iter().all(|w| w.start_date < today)
-                && e.start_date < today
-        })
-        .expect("an open employment")
-}
 
 /// Cursors present in the state store (opened after the agent exited).
 fn cursors(sled: &Path) -> Vec<Uuid> {
