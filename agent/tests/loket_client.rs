@@ -231,6 +231,31 @@ async fn refresh_tokens_rotate_are_saved_before_use_and_old_ones_are_rejected() 
 }
 
 #[tokio::test]
+async fn no_token_is_rotated_when_there_is_no_room_to_save_it() {
+    let sim = start_sim(1, 3, 250).await;
+    let ctl = Control::new(&sim);
+    let store = fresh_store(&sim);
+    store.set_fail_reserves(true);
+    let client = client_with(&sim, &store, |_| {});
+
+    let err = client.employers().await.expect_err("no room");
+    assert!(matches!(err, LoketError::TokenStore(_)), "{err:?}");
+    assert_eq!(ctl.token_requests().await, 0, "Loket was not asked");
+    assert_eq!(
+        store.current(),
+        Some(RefreshToken::new(sim.refresh_token.clone())),
+        "the stored token is still the valid one"
+    );
+
+    store.set_fail_reserves(false);
+    client
+        .employers()
+        .await
+        .expect("employers once there is room");
+    assert_eq!(ctl.token_requests().await, 1);
+}
+
+#[tokio::test]
 async fn an_access_token_is_not_used_before_its_rotated_refresh_token_is_saved() {
     let sim = start_sim(1, 3, 250).await;
     let ctl = Control::new(&sim);

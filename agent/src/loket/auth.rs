@@ -47,6 +47,7 @@ struct MemoryInner {
     current: Option<RefreshToken>,
     saves: usize,
     fail_saves: bool,
+    fail_reserves: bool,
 }
 
 impl std::fmt::Debug for MemoryTokenStore {
@@ -85,6 +86,11 @@ impl MemoryTokenStore {
     pub fn set_fail_saves(&self, fail: bool) {
         self.lock().fail_saves = fail;
     }
+
+    /// Makes every following `reserve` fail (as on a full disk).
+    pub fn set_fail_reserves(&self, fail: bool) {
+        self.lock().fail_reserves = fail;
+    }
 }
 
 impl TokenStore for MemoryTokenStore {
@@ -103,6 +109,15 @@ impl TokenStore for MemoryTokenStore {
                 inner.saves += 1;
                 Ok(())
             }
+        };
+        Box::pin(async move { result })
+    }
+
+    fn reserve(&self) -> BoxFuture<'_, Result<(), TokenStoreError>> {
+        let result = if self.lock().fail_reserves {
+            Err(TokenStoreError::new("no room to save a token (test)"))
+        } else {
+            Ok(())
         };
         Box::pin(async move { result })
     }
